@@ -1,0 +1,81 @@
+/*
+ * ptkit/ctx.h - a context: one frame pool, its configuration, and the
+ * address spaces created in it.
+ *
+ * A context is created once and destroyed after every address space in it
+ * has been destroyed.  It is the unit that selects designs: each mechanism
+ * that keeps its old design beside the new one reads its choice from the
+ * context's configuration, fixed at creation, so one run can compare both
+ * on the same workload.  The new designs are the defaults.
+ *
+ * Concurrency: ptk_ctx_create()/ptk_ctx_destroy() are not concurrent with
+ * any other use of the same context.  Everything else is thread-safe.
+ */
+#ifndef PTKIT_CTX_H
+#define PTKIT_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ptk_ctx;
+
+struct ptk_ctx_config {
+	/* Pool capacity in bytes; rounded up to 2 MiB.  Host memory is
+	 * reserved, not committed: untouched frames cost nothing.  0 selects
+	 * the default (256 MiB). */
+	uint64_t pool_bytes;
+	/* Default levels of new address spaces: 4 (48-bit) or 5 (57-bit).
+	 * 0 selects 4. */
+	unsigned levels;
+	/* Per-CPU frame caches: 0 selects one per online CPU (at least 2). */
+	unsigned cache_shards;
+	/* Frames one cache holds at most (0: 64); it refills and drains half. */
+	unsigned cache_frames;
+};
+
+/* Fill @cfg with defaults. */
+void ptk_ctx_config_default(struct ptk_ctx_config *cfg);
+
+/* Create a context.  @cfg may be NULL (defaults).  Returns 0 and *out, or
+ * -EINVAL (bad configuration), -ENOMEM (host memory). */
+int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out);
+
+/* Destroy a context whose address spaces have all been destroyed.  Waits
+ * for pending RCU callbacks (frees of tables), then releases the pool.
+ * Aborts if an address space is still alive (a caller bug).  Not inside a
+ * read-side section. */
+void ptk_ctx_destroy(struct ptk_ctx *ctx);
+
+/* The configuration in force (defaults filled in). */
+const struct ptk_ctx_config *ptk_ctx_config(const struct ptk_ctx *ctx);
+
+/* Wait until every RCU-deferred free queued so far has completed, so that
+ * pool counters are exact.  Not inside a read-side section. */
+void ptk_ctx_quiesce(struct ptk_ctx *ctx);
+
+/* ---- allocation-failure injection (tests) ------------------------------ */
+
+enum ptk_inject_kind {
+	PTK_INJECT_DATA  = 1u << 0,   /* data frames (small and huge) */
+	PTK_INJECT_TABLE = 1u << 1,   /* page-table frames */
+	PTK_INJECT_BATCH = 1u << 2,   /* gather batch frames */
+	PTK_INJECT_ALL   = 7u,
+};
+
+/* Fail the @nth (1-based) next allocation of a kind in @kinds, once; 0
+ * disarms.  Counting is global to the context and exact only when one
+ * thread allocates.  Returns the previous setting's remaining count. */
+long ptk_ctx_inject_failure(struct ptk_ctx *ctx, unsigned kinds, long nth);
+
+/* Number of allocations of @kinds seen since the counter was last reset
+ * (by this call with @reset non-zero).  Used to size injection loops. */
+long ptk_ctx_alloc_count(struct ptk_ctx *ctx, unsigned kinds, int reset);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PTKIT_CTX_H */

@@ -1,0 +1,110 @@
+/*
+ * ptkit/gather.h - the mmu_gather: batched, preemptible teardown.
+ *
+ * Every teardown (unmap, drop, destroy, and protection changes for the TLB
+ * part) goes through a gather that lives on the caller's stack.  It has
+ * three jobs, kept apart (seed 004):
+ *
+ *   1. data pages: the frames whose mappings were cleared.  They are freed
+ *      (their reference dropped) only after the TLB invalidation, so no CPU
+ *      can still reach them through a cached translation.  Storage is a
+ *      local array of PTK_GATHER_LOCAL entries, grown by page-sized batches
+ *      taken from the frame pool without blocking, up to PTK_GATHER_MAX_PAGES
+ *      pages.  When a batch cannot be had the gather stays on what it has
+ *      and asks the walker to flush more often: teardown never fails.
+ *   2. TLB invalidation: the range touched, the page sizes cleared, whether
+ *      tables were freed; or "the whole address space" for destroy.
+ *   3. page-table pages: detached tables are freed after an RCU grace period
+ *      (so lockless walkers that still hold a pointer stay safe), in
+ *      page-sized batches with one RCU callback per batch, or one callback
+ *      per table when no batch can be had.  Never through an IPI.
+ *
+ * Protocol, for every entry a teardown clears:
+ *   unhook the entry (table lock held) -> record it in the gather ->
+ *   ptk_gather_flush(): invalidate every TLB that may hold it, then free the
+ *   data pages, then queue the tables for the grace period.
+ * A flush happens when the gather is full (ptk_gather_add_page() returns
+ * true), and at ptk_gather_finish().  The caller must drop its table lock
+ * before flushing: locks are held per table page and released between
+ * batches, so a long teardown can be preempted there and other threads
+ * progress.
+ *
+ * API, in pairs:
+ *   ptk_gather_init()       / ptk_gather_finish()   start / end (flush all)
+ *   ptk_gather_add_page()   / ptk_gather_flush()    record a frame / free
+ *   ptk_gather_note_range()                         widen the TLB range
+ *   ptk_gather_add_table()                          record a detached table
+ *
+ * A gather belongs to one thread and one address space.
+ */
+#ifndef PTKIT_GATHER_H
+#define PTKIT_GATHER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ptk_as;
+struct ptk_ctx;
+struct ptk_frame;
+struct ptk_gather_batch;
+
+#define PTK_GATHER_LOCAL      8u      /* entries in the on-stack array */
+#define PTK_GATHER_MAX_PAGES  10000u  /* cap on data pages per flush */
+
+struct ptk_gather {
+	struct ptk_as *as;
+	struct ptk_ctx *ctx;
+	/* job 1: data pages */
+	struct ptk_frame **slots;        /* current array: local or a batch */
+	unsigned nr, max;                /* used / capacity of @slots */
+	unsigned nr_pages;               /* pages gathered since last flush */
+	struct ptk_gather_batch *batches;/* batches filled, newest first */
+	struct ptk_gather_batch *spare;  /* batches emptied, kept for reuse */
+	struct ptk_frame *local[PTK_GATHER_LOCAL];
+	bool batch_failed;               /* a batch allocation failed */
+	/* job 2: TLB invalidation */
+	bool fullmm;                     /* tearing down the whole space */
+	bool freed_tables;               /* tables detached since last flush */
+	unsigned page_sizes;             /* bit L: a leaf of level L cleared */
+	uint64_t start, end;             /* range to invalidate; start>=end: none */
+	/* job 3: tables */
+	struct ptk_gather_batch *tables; /* table batches waiting for the flush */
+	struct ptk_frame *local_singles; /* tables with no batch, one callback each */
+	/* statistics (per gather, for benchmarks) */
+	uint64_t stat_flushes, stat_batches, stat_batch_failures, stat_pages,
+		 stat_tables;
+};
+
+/* Start a gather for @as.  @fullmm: the whole address space is going away
+ * (destroy).  Never fails. */
+void ptk_gather_init(struct ptk_gather *g, struct ptk_as *as, bool fullmm);
+
+/* Widen the invalidation range by [start, end) for a leaf of @level. */
+void ptk_gather_note_range(struct ptk_gather *g, uint64_t start, uint64_t end,
+			   unsigned level);
+
+/* Record data frame @f (whose mapping the caller just cleared, with its
+ * table lock held) for freeing after the flush.  Returns true when the
+ * gather is full: the caller must drop its table lock and call
+ * ptk_gather_flush() before adding more. */
+bool ptk_gather_add_page(struct ptk_gather *g, struct ptk_frame *f);
+
+/* Record table @t, already detached from its parent (parent's lock held by
+ * the caller), for freeing after the flush and a grace period. */
+void ptk_gather_add_table(struct ptk_gather *g, struct ptk_frame *t);
+
+/* Invalidate TLBs for what was gathered, free the data pages, queue the
+ * tables for RCU.  Caller holds no table lock.  Never fails. */
+void ptk_gather_flush(struct ptk_gather *g);
+
+/* Flush and release the gather's batches.  Never fails. */
+void ptk_gather_finish(struct ptk_gather *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PTKIT_GATHER_H */

@@ -1,0 +1,242 @@
+/*
+ * src/internal.h - structures shared by the library's modules.  Not
+ * installed: users see only include/ptkit/.
+ */
+#ifndef PTKIT_INTERNAL_H
+#define PTKIT_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ptkit/ptkit.h"
+
+#define PTK_CACHELINE 64
+#define PTK_CHUNK_FRAMES 512u                 /* 2 MiB chunk */
+#define ptk_container_of(p, type, member) \
+	((type *)((char *)(p) - offsetof(type, member)))
+
+/* ---- context and pool --------------------------------------------------- */
+
+enum ptk_chunk_state { CHUNK_UNTOUCHED = 0, CHUNK_WHOLE, CHUNK_SPLIT, CHUNK_HUGE };
+
+/* A per-CPU frame cache, and that CPU's share of the context counters.
+ * Written by threads running on its CPU; aligned so shards share no line. */
+struct ptk_shard {
+	alignas(PTK_CACHELINE) struct ptk_lock lock;
+	struct ptk_frame *head;           /* cached free frames */
+	unsigned count;
+	/* Counters: modular per shard (a frame may be freed on another CPU);
+	 * the sums are exact. */
+	_Atomic uint64_t in_use[PTK_FRAME_NR_TYPES];
+	_Atomic uint64_t allocs, frees, fails;
+	_Atomic uint64_t as_created, as_destroyed;
+};
+
+struct ptk_ctx {
+	struct ptk_ctx_config cfg;
+	uint8_t *base;                    /* host memory of frame 0 */
+	uint64_t nframes;
+	struct ptk_frame *frames;         /* descriptors */
+	uint64_t nchunks;
+	uint8_t *chunk_state;             /* enum ptk_chunk_state, pool_lock */
+	/* the shared pool */
+	struct ptk_lock pool_lock;
+	struct ptk_frame *free_head;      /* small frames, pool_lock */
+	uint64_t free_count;              /* pool_lock */
+	uint64_t chunk_cursor;            /* next chunk to try, pool_lock */
+	uint64_t huge_in_use;             /* pool_lock */
+	uint64_t whole_free;              /* free whole chunks, pool_lock */
+	/* per-CPU caches */
+	struct ptk_shard *shards;
+	unsigned nshards;
+	/* failure injection: read on every allocation only as one flag */
+	_Atomic unsigned inject_kinds;
+	_Atomic long inject_nth;
+	_Atomic unsigned count_kinds;
+	_Atomic long count;
+};
+
+/* Shard of the calling thread's CPU. */
+unsigned ptk_ctx_shard_index(const struct ptk_ctx *ctx);
+static inline struct ptk_shard *ptk_ctx_shard(struct ptk_ctx *ctx)
+{
+	return &ctx->shards[ptk_ctx_shard_index(ctx)];
+}
+
+static inline void *ptk_pfn_host_fast(const struct ptk_ctx *ctx, uint64_t pfn)
+{
+	return ctx->base + (pfn << PTK_PAGE_SHIFT);
+}
+
+static inline uint64_t ptk_frame_pfn_fast(const struct ptk_ctx *ctx,
+					  const struct ptk_frame *f)
+{
+	return (uint64_t)(f - ctx->frames);
+}
+
+/* Head of the huge frame @f belongs to, or @f itself. */
+static inline struct ptk_frame *ptk_frame_head(struct ptk_ctx *ctx, struct ptk_frame *f)
+{
+	if (atomic_load_explicit(&f->type, memory_order_relaxed) == PTK_FRAME_HUGE_TAIL)
+		return f - (ptk_frame_pfn_fast(ctx, f) & (PTK_CHUNK_FRAMES - 1));
+	return f;
+}
+
+/* Consume one injected failure of @kind if armed.  Returns true to fail. */
+bool ptk_inject_should_fail(struct ptk_ctx *ctx, unsigned kind);
+
+/* Per-CPU counter update on the caller's shard (no shared line). */
+#define PTK_SHARD_ADD(ctx, field, n) \
+	atomic_fetch_add_explicit(&ptk_ctx_shard(ctx)->field, \
+				  (uint64_t)(n), memory_order_relaxed)
+
+/* ---- address space -------------------------------------------------------- */
+
+/* Region lock shard and the per-CPU counters of one address space. */
+struct ptk_as_shard {
+	alignas(PTK_CACHELINE) pthread_rwlock_t lock;
+	_Atomic int64_t rss, tables, faults, filled;
+};
+
+struct ptk_region {
+	uint64_t start, end;
+	unsigned prot, flags;
+	enum ptk_region_kind kind;
+	uint64_t pfn;               /* special: frame number of start */
+};
+
+struct ptk_region_set {
+	struct ptk_region *v;       /* sorted by start, non-overlapping */
+	size_t n, cap;
+};
+
+struct ptk_as {
+	struct ptk_ctx *ctx;
+	struct ptk_frame *root;
+	ptk_slot_t *root_slots;
+	unsigned levels;
+	struct ptk_as_shard *shards;  /* ctx->nshards of them */
+	struct ptk_region_set regions;  /* region lock */
+	struct rcu_head rcu;          /* deferred free of this struct */
+};
+
+/* Region lock (as.c): read side returns the shard token to unlock with. */
+unsigned ptk_as_read_lock(struct ptk_as *as);
+void ptk_as_read_unlock(struct ptk_as *as, unsigned token);
+void ptk_as_write_lock(struct ptk_as *as);
+void ptk_as_write_unlock(struct ptk_as *as);
+
+static inline struct ptk_as_shard *ptk_as_my_shard(struct ptk_as *as)
+{
+	return &as->shards[ptk_ctx_shard_index(as->ctx)];
+}
+#define PTK_AS_ADD(as, field, n) \
+	atomic_fetch_add_explicit(&ptk_as_my_shard(as)->field, (int64_t)(n), \
+				  memory_order_relaxed)
+
+/* ---- region set (region.c); caller holds the region lock --------------- */
+
+/* Region containing @va, or NULL.  Read or write lock. */
+struct ptk_region *ptk_region_find(struct ptk_region_set *rs, uint64_t va);
+/* Index of the first region ending after @va. Read or write lock. */
+size_t ptk_region_lower(struct ptk_region_set *rs, uint64_t va);
+/* Whether [start, end) is entirely covered by regions of kind != ZAPPING. */
+bool ptk_region_covered(struct ptk_region_set *rs, uint64_t start, uint64_t end);
+/* Whether any region (incl. placeholders) overlaps [start, end). */
+bool ptk_region_overlaps(struct ptk_region_set *rs, uint64_t start, uint64_t end,
+			 bool zapping_only);
+/* Make sure no region straddles @va (split it).  Write lock.  -ENOMEM. */
+int ptk_region_split_at(struct ptk_region_set *rs, uint64_t va);
+/* Remove every region inside [start, end) (boundaries already split). */
+void ptk_region_remove(struct ptk_region_set *rs, uint64_t start, uint64_t end);
+/* Insert @r, which overlaps nothing.  Write lock.  -ENOMEM. */
+int ptk_region_insert(struct ptk_region_set *rs, const struct ptk_region *r);
+/* Reserve room for @extra more regions (so later steps cannot fail). */
+int ptk_region_reserve(struct ptk_region_set *rs, size_t extra);
+/* Find a free gap of @len aligned to @align at or above @hint below @limit. */
+int ptk_region_find_gap(struct ptk_region_set *rs, uint64_t hint, uint64_t len,
+			uint64_t align, uint64_t limit, uint64_t *out);
+void ptk_region_set_free(struct ptk_region_set *rs);
+
+/* ---- tables (table.c) ---------------------------------------------------- */
+
+/* The tables a descent passed through, so a writer can lock and re-check.
+ * table[l] is the table at level l; parent_slot[l] the slot (in table[l+1])
+ * that pointed to it and parent_seen[l] the value read there. */
+struct ptk_path {
+	struct ptk_frame *table[PTK_MAX_LEVELS];
+	ptk_slot_t *parent_slot[PTK_MAX_LEVELS];
+	ptk_pte_t parent_seen[PTK_MAX_LEVELS];
+};
+
+static inline ptk_slot_t *ptk_table_slots(struct ptk_ctx *ctx, struct ptk_frame *t)
+{
+	return (ptk_slot_t *)ptk_pfn_host_fast(ctx, ptk_frame_pfn_fast(ctx, t));
+}
+
+/* Allocate an empty table for @level.  NULL on exhaustion. */
+struct ptk_frame *ptk_table_alloc(struct ptk_ctx *ctx, unsigned level);
+/* Free a table nobody else ever saw (never published). */
+void ptk_table_free_unpublished(struct ptk_ctx *ctx, struct ptk_frame *t);
+/* Free a detached table after a grace period, alone (the fallback when no
+ * batch page can be had).  Never fails. */
+void ptk_table_free_rcu(struct ptk_ctx *ctx, struct ptk_frame *t);
+/* RCU callback target for one table. */
+void ptk_table_free_now(struct ptk_ctx *ctx, struct ptk_frame *t);
+
+/* Lock path->table[level] and check it is still attached (its parent slot
+ * still points to it).  Returns true with the lock held, false (unlocked)
+ * if it was detached meanwhile: the caller restarts its descent.  Caller
+ * is inside a read-side section. */
+bool ptk_table_lock_attached(struct ptk_as *as, struct ptk_path *path,
+			     unsigned level);
+static inline void ptk_table_unlock(struct ptk_frame *t) { ptk_lock_release(&t->ptl); }
+
+/* Split the huge leaf in @slot of locked table @t at @level into a table of
+ * 512 leaves one level down.  @child is a fresh table.  Caller holds
+ * t->ptl and is inside a read-side section; walkers see either the huge
+ * leaf or the new table. */
+void ptk_table_split_huge(struct ptk_as *as, struct ptk_frame *t, ptk_slot_t *slot,
+			  unsigned level, struct ptk_frame *child);
+
+/* Make sure no huge leaf straddles @va: split as needed.  Region lock held
+ * (read or write).  0 or -ENOMEM (nothing changed then). */
+int ptk_split_boundary(struct ptk_as *as, uint64_t va);
+
+/* Detach now-empty tables on the path of @va, from @level up (never the
+ * root), into gather @g.  Caller holds no table lock; inside a section. */
+void ptk_table_reclaim_up(struct ptk_as *as, struct ptk_gather *g,
+			  struct ptk_path *path, unsigned level);
+
+/* ---- teardown (zap.c) ---------------------------------------------------- */
+
+/* Clear every entry in [start, end) of @as through @g and reclaim tables
+ * emptied by it.  Huge leaves must not straddle the range (split the
+ * boundaries first).  Caller holds no table lock and is not inside a
+ * read-side section.  Never fails. */
+void ptk_zap_range(struct ptk_as *as, struct ptk_gather *g, uint64_t start,
+		   uint64_t end);
+
+/* Rewrite the write permission of present leaves in [start, end) and note
+ * reduced ones in @g for invalidation. */
+void ptk_change_prot_range(struct ptk_as *as, struct ptk_gather *g,
+			   uint64_t start, uint64_t end, bool writable);
+
+/* ---- installing leaves (fault.c) ----------------------------------------- */
+
+/* Install special leaves for [start, end) mapping pfn onwards.  Region lock
+ * held.  -ENOMEM (partial installs are left for the caller to zap). */
+int ptk_install_special(struct ptk_as *as, uint64_t start, uint64_t end,
+			uint64_t pfn, uint64_t leaf_flags, bool huge);
+
+static inline uint64_t ptk_prot_leaf_flags(unsigned prot)
+{
+	return PTK_PTE_USER | ((prot & PTK_PROT_WRITE) ? PTK_PTE_WRITE : 0);
+}
+
+#endif /* PTKIT_INTERNAL_H */

@@ -1,0 +1,452 @@
+/*
+ * as.c - address spaces: lifetime, the sharded region lock, and the region
+ * operations (map, unmap, protect, drop), translation and statistics.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define DEFAULT_MAP_BASE (UINT64_C(1) << 32)   /* hint when none is given */
+
+/* ---- the region lock: a reader/writer lock sharded per CPU ------------- */
+
+unsigned ptk_as_read_lock(struct ptk_as *as)
+{
+	unsigned tok = ptk_ctx_shard_index(as->ctx);
+	int rc = pthread_rwlock_rdlock(&as->shards[tok].lock);
+	PTK_BUG_ON(rc != 0, "rdlock failed");
+	return tok;
+}
+
+void ptk_as_read_unlock(struct ptk_as *as, unsigned tok)
+{
+	pthread_rwlock_unlock(&as->shards[tok].lock);
+}
+
+void ptk_as_write_lock(struct ptk_as *as)
+{
+	/* Fixed order (index ascending): two writers cannot deadlock. */
+	for (unsigned i = 0; i < as->ctx->nshards; i++) {
+		int rc = pthread_rwlock_wrlock(&as->shards[i].lock);
+		PTK_BUG_ON(rc != 0, "wrlock failed");
+	}
+}
+
+void ptk_as_write_unlock(struct ptk_as *as)
+{
+	for (unsigned i = as->ctx->nshards; i-- > 0;)
+		pthread_rwlock_unlock(&as->shards[i].lock);
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
+{
+	if (!ctx || !out)
+		return -EINVAL;
+	if (!levels)
+		levels = ctx->cfg.levels;
+	if (levels != 4 && levels != 5)
+		return -EINVAL;
+	struct ptk_as *as = calloc(1, sizeof(*as));
+	struct ptk_as_shard *sh = aligned_alloc(PTK_CACHELINE,
+						sizeof(*sh) * ctx->nshards);
+	struct ptk_frame *root = ptk_table_alloc(ctx, levels - 1);
+	if (!as || !sh || !root) {
+		free(as);
+		free(sh);
+		if (root)
+			ptk_table_free_unpublished(ctx, root);
+		return -ENOMEM;
+	}
+	memset(sh, 0, sizeof(*sh) * ctx->nshards);
+	for (unsigned i = 0; i < ctx->nshards; i++)
+		pthread_rwlock_init(&sh[i].lock, NULL);
+	as->ctx = ctx;
+	as->levels = levels;
+	as->root = root;
+	as->root_slots = ptk_table_slots(ctx, root);
+	as->shards = sh;
+	PTK_AS_ADD(as, tables, 1);
+	PTK_SHARD_ADD(ctx, as_created, 1);
+	*out = as;
+	return 0;
+}
+
+static void as_free_rcu(struct rcu_head *head)
+{
+	struct ptk_as *as = ptk_container_of(head, struct ptk_as, rcu);
+	struct ptk_ctx *ctx = as->ctx;
+	ptk_table_free_now(ctx, as->root);
+	for (unsigned i = 0; i < ctx->nshards; i++)
+		pthread_rwlock_destroy(&as->shards[i].lock);
+	free(as->shards);
+	free(as);
+}
+
+void ptk_as_destroy(struct ptk_as *as)
+{
+	if (!as)
+		return;
+	struct ptk_ctx *ctx = as->ctx;
+	struct ptk_gather g;
+	ptk_gather_init(&g, as, true);
+	ptk_zap_range(as, &g, 0, ptk_as_user_end(as));
+	ptk_gather_finish(&g);
+	ptk_region_set_free(&as->regions);
+	PTK_SHARD_ADD(ctx, as_destroyed, 1);
+	/* Walkers still inside a section may hold the root or the struct. */
+	ptk_rcu_call(&as->rcu, as_free_rcu);
+}
+
+struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as) { return as->ctx; }
+unsigned ptk_as_levels(const struct ptk_as *as) { return as->levels; }
+uint64_t ptk_as_user_end(const struct ptk_as *as) { return ptk_user_end(as->levels); }
+
+/* ---- argument checks ---------------------------------------------------- */
+
+static int check_range(struct ptk_as *as, uint64_t va, uint64_t len)
+{
+	if (!as || !len || (va & (PTK_PAGE_SIZE - 1)) || (len & (PTK_PAGE_SIZE - 1)))
+		return -EINVAL;
+	if (va + len < va || va + len > ptk_as_user_end(as))
+		return -EINVAL;
+	return 0;
+}
+
+/* Wait (region lock dropped) for an unmap's teardown over the range. */
+static void wait_for_zap(struct ptk_as *as)
+{
+	ptk_as_write_unlock(as);
+	struct timespec ts = { 0, 50000 };
+	nanosleep(&ts, NULL);
+	ptk_as_write_lock(as);
+}
+
+/* Tear down [start, end) under the write lock (used where the region set
+ * change must be atomic with it: a failed map, a fixed map's replacement). */
+static void zap_locked(struct ptk_as *as, uint64_t start, uint64_t end)
+{
+	struct ptk_gather g;
+	ptk_gather_init(&g, as, false);
+	ptk_zap_range(as, &g, start, end);
+	ptk_gather_finish(&g);
+}
+
+/* ---- map ---------------------------------------------------------------- */
+
+static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned prot,
+		      unsigned flags, enum ptk_region_kind kind, uint64_t pfn)
+{
+	if (!as || !va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
+		return -EINVAL;
+	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
+	if (!len || (len & (PTK_PAGE_SIZE - 1)) || (*va & (PTK_PAGE_SIZE - 1)))
+		return -EINVAL;
+	if (fixed) {
+		int rc = check_range(as, *va, len);
+		if (rc)
+			return rc;
+	} else if (len > ptk_as_user_end(as)) {
+		return -ENOMEM;
+	}
+	if (kind == PTK_REGION_SPECIAL && (pfn + (len >> PTK_PAGE_SHIFT) < pfn ||
+	    pfn + (len >> PTK_PAGE_SHIFT) > (PTK_PTE_PFN_MASK >> PTK_PAGE_SHIFT) + 1))
+		return -EINVAL;
+
+	ptk_as_write_lock(as);
+	uint64_t at = *va;
+	int rc;
+	if (fixed) {
+		while (ptk_region_overlaps(&as->regions, at, at + len, true))
+			wait_for_zap(as);
+		if ((flags & PTK_MAP_NOREPLACE) &&
+		    ptk_region_overlaps(&as->regions, at, at + len, false)) {
+			rc = -EEXIST;
+			goto out;
+		}
+	} else {
+		uint64_t align = PTK_PAGE_SIZE;
+		if (flags & PTK_MAP_HUGE)
+			align = (kind == PTK_REGION_SPECIAL && len >= PTK_HUGE_1G) ?
+				PTK_HUGE_1G : PTK_HUGE_2M;
+		uint64_t hint = at ? at : DEFAULT_MAP_BASE;
+		rc = ptk_region_find_gap(&as->regions, hint, len, align,
+					 ptk_as_user_end(as), &at);
+		if (rc && hint != PTK_PAGE_SIZE)
+			rc = ptk_region_find_gap(&as->regions, PTK_PAGE_SIZE, len, align,
+						 ptk_as_user_end(as), &at);
+		if (rc)
+			goto out;
+	}
+	/* Everything that can fail comes before anything is changed. */
+	rc = ptk_region_reserve(&as->regions, 3);
+	if (rc)
+		goto out;
+	if (fixed && ptk_region_overlaps(&as->regions, at, at + len, false)) {
+		rc = ptk_split_boundary(as, at);
+		if (!rc)
+			rc = ptk_split_boundary(as, at + len);
+		if (rc)
+			goto out;
+		/* Replace what was there (MAP_FIXED semantics). */
+		ptk_region_split_at(&as->regions, at);
+		ptk_region_split_at(&as->regions, at + len);
+		ptk_region_remove(&as->regions, at, at + len);
+		zap_locked(as, at, at + len);
+	}
+	struct ptk_region r = { .start = at, .end = at + len, .prot = prot,
+				.flags = flags & PTK_MAP_HUGE, .kind = kind, .pfn = pfn };
+	if (kind == PTK_REGION_SPECIAL) {
+		rc = ptk_install_special(as, at, at + len, pfn, ptk_prot_leaf_flags(prot),
+					 flags & PTK_MAP_HUGE);
+		if (rc) {
+			zap_locked(as, at, at + len);
+			goto out;
+		}
+	}
+	rc = ptk_region_insert(&as->regions, &r);
+	PTK_BUG_ON(rc != 0, "insert failed after reserve");
+	*va = at;
+out:
+	ptk_as_write_unlock(as);
+	if (!rc && (flags & PTK_MAP_POPULATE) && kind == PTK_REGION_ANON) {
+		int prc = ptk_populate(as, at, len, (prot & PTK_PROT_WRITE) ?
+				       PTK_ACCESS_WRITE : PTK_ACCESS_READ);
+		/* Like MAP_POPULATE: the mapping stands; report no memory. */
+		if (prc == -ENOMEM)
+			rc = prc;
+		if (rc) {
+			ptk_unmap(as, at, len);
+		}
+	}
+	return rc;
+}
+
+int ptk_map_anon(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned prot,
+		 unsigned flags)
+{
+	return map_common(as, va, len, prot, flags, PTK_REGION_ANON, 0);
+}
+
+int ptk_map_special(struct ptk_as *as, uint64_t *va, uint64_t len, uint64_t pfn,
+		    unsigned prot, unsigned flags)
+{
+	return map_common(as, va, len, prot, flags, PTK_REGION_SPECIAL, pfn);
+}
+
+/* ---- unmap -------------------------------------------------------------- */
+
+int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
+{
+	int rc = check_range(as, va, len);
+	if (rc)
+		return rc;
+	uint64_t end = va + len;
+	ptk_as_write_lock(as);
+	while (ptk_region_overlaps(&as->regions, va, end, true))
+		wait_for_zap(as);
+	if (!ptk_region_overlaps(&as->regions, va, end, false)) {
+		ptk_as_write_unlock(as);
+		return 0;
+	}
+	/* Fallible steps first: room for the splits and the placeholder, and
+	 * huge leaves split at the boundaries. */
+	rc = ptk_region_reserve(&as->regions, 3);
+	if (!rc)
+		rc = ptk_split_boundary(as, va);
+	if (!rc)
+		rc = ptk_split_boundary(as, end);
+	if (rc) {
+		ptk_as_write_unlock(as);
+		return rc;
+	}
+	ptk_region_split_at(&as->regions, va);
+	ptk_region_split_at(&as->regions, end);
+	ptk_region_remove(&as->regions, va, end);
+	struct ptk_region hole = { .start = va, .end = end, .kind = PTK_REGION_ZAPPING };
+	rc = ptk_region_insert(&as->regions, &hole);
+	PTK_BUG_ON(rc != 0, "insert failed after reserve");
+	ptk_as_write_unlock(as);
+
+	/* The teardown: table locks only, batch by batch, preemptible. */
+	struct ptk_gather g;
+	ptk_gather_init(&g, as, false);
+	ptk_zap_range(as, &g, va, end);
+	ptk_gather_finish(&g);
+
+	ptk_as_write_lock(as);
+	ptk_region_remove(&as->regions, va, end);
+	ptk_as_write_unlock(as);
+	return 0;
+}
+
+/* ---- protect ------------------------------------------------------------ */
+
+int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
+{
+	int rc = check_range(as, va, len);
+	if (rc)
+		return rc;
+	if (prot & ~PTK_PROT_MASK)
+		return -EINVAL;
+	uint64_t end = va + len;
+	ptk_as_write_lock(as);
+	if (!ptk_region_covered(&as->regions, va, end)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = ptk_region_reserve(&as->regions, 2);
+	if (!rc)
+		rc = ptk_split_boundary(as, va);
+	if (!rc)
+		rc = ptk_split_boundary(as, end);
+	if (rc)
+		goto out;
+	ptk_region_split_at(&as->regions, va);
+	ptk_region_split_at(&as->regions, end);
+	for (size_t i = ptk_region_lower(&as->regions, va);
+	     i < as->regions.n && as->regions.v[i].start < end; i++)
+		as->regions.v[i].prot = prot;
+	struct ptk_gather g;
+	ptk_gather_init(&g, as, false);
+	ptk_change_prot_range(as, &g, va, end, prot & PTK_PROT_WRITE);
+	ptk_gather_finish(&g);
+out:
+	ptk_as_write_unlock(as);
+	return rc;
+}
+
+/* ---- drop (MADV_DONTNEED) ---------------------------------------------- */
+
+int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
+{
+	int rc = check_range(as, va, len);
+	if (rc)
+		return rc;
+	uint64_t end = va + len;
+	unsigned tok = ptk_as_read_lock(as);
+	bool covered = ptk_region_covered(&as->regions, va, end);
+	rc = ptk_split_boundary(as, va);
+	if (!rc)
+		rc = ptk_split_boundary(as, end);
+	if (rc) {
+		ptk_as_read_unlock(as, tok);
+		return rc;
+	}
+	struct ptk_gather g;
+	ptk_gather_init(&g, as, false);
+	for (size_t i = ptk_region_lower(&as->regions, va);
+	     i < as->regions.n && as->regions.v[i].start < end; i++) {
+		struct ptk_region *r = &as->regions.v[i];
+		if (r->kind != PTK_REGION_ANON)
+			continue;
+		uint64_t s = r->start > va ? r->start : va;
+		uint64_t e = r->end < end ? r->end : end;
+		ptk_zap_range(as, &g, s, e);
+	}
+	ptk_gather_finish(&g);
+	ptk_as_read_unlock(as, tok);
+	return covered ? 0 : -ENOMEM;
+}
+
+/* ---- translation -------------------------------------------------------- */
+
+int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
+{
+	if (!as || !out)
+		return -EINVAL;
+	ptk_rcu_read_lock();
+	int rc = ptk_walk(as, va, out);
+	ptk_rcu_read_unlock();
+	return rc;
+}
+
+int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
+			struct ptk_xlate *out)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		int rc = ptk_translate(as, va, out);
+		if (rc == -EINVAL)
+			return rc;
+		if (!rc && (access != PTK_ACCESS_WRITE || ptk_pte_write(out->pte)))
+			return 0;
+		rc = ptk_fault(as, va, access);
+		if (rc)
+			return rc;
+	}
+	return -EAGAIN;   /* the entry keeps vanishing: unmapped concurrently */
+}
+
+/* ---- inspection ----------------------------------------------------------- */
+
+void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	int64_t rss = 0, tables = 0, faults = 0, filled = 0;
+	for (unsigned i = 0; i < as->ctx->nshards; i++) {
+		struct ptk_as_shard *sh = &as->shards[i];
+		rss += atomic_load_explicit(&sh->rss, memory_order_relaxed);
+		tables += atomic_load_explicit(&sh->tables, memory_order_relaxed);
+		faults += atomic_load_explicit(&sh->faults, memory_order_relaxed);
+		filled += atomic_load_explicit(&sh->filled, memory_order_relaxed);
+	}
+	st->rss_frames = (uint64_t)rss;
+	st->table_pages = (uint64_t)tables;
+	st->table_bytes = (uint64_t)tables * PTK_PAGE_SIZE;
+	st->faults = (uint64_t)faults;
+	st->faults_filled = (uint64_t)filled;
+	unsigned tok = ptk_as_read_lock(as);
+	for (size_t i = 0; i < as->regions.n; i++) {
+		if (as->regions.v[i].kind == PTK_REGION_ZAPPING)
+			continue;
+		st->regions++;
+		st->mapped_bytes += as->regions.v[i].end - as->regions.v[i].start;
+	}
+	ptk_as_read_unlock(as, tok);
+}
+
+static void region_info(const struct ptk_region *r, struct ptk_region_info *out)
+{
+	out->start = r->start;
+	out->end = r->end;
+	out->prot = r->prot;
+	out->flags = r->flags;
+	out->kind = r->kind;
+}
+
+int ptk_region_query(struct ptk_as *as, uint64_t va, struct ptk_region_info *out)
+{
+	if (!as || !out)
+		return -EINVAL;
+	unsigned tok = ptk_as_read_lock(as);
+	struct ptk_region *r = ptk_region_find(&as->regions, va);
+	int rc = -ENOENT;
+	if (r && r->kind != PTK_REGION_ZAPPING) {
+		region_info(r, out);
+		rc = 0;
+	}
+	ptk_as_read_unlock(as, tok);
+	return rc;
+}
+
+int ptk_region_foreach(struct ptk_as *as,
+		       int (*fn)(const struct ptk_region_info *, void *), void *arg)
+{
+	if (!as || !fn)
+		return -EINVAL;
+	unsigned tok = ptk_as_read_lock(as);
+	int rc = 0;
+	for (size_t i = 0; i < as->regions.n && !rc; i++) {
+		if (as->regions.v[i].kind == PTK_REGION_ZAPPING)
+			continue;
+		struct ptk_region_info info;
+		region_info(&as->regions.v[i], &info);
+		rc = fn(&info, arg);
+	}
+	ptk_as_read_unlock(as, tok);
+	return rc;
+}

@@ -1,0 +1,235 @@
+/*
+ * fault.c - installing leaves: demand faults on anonymous memory and
+ * eager installation of special mappings.
+ *
+ * Both descend with allocation (descend_locked): a missing table is
+ * allocated outside any lock, then published under the parent's lock if the
+ * slot is still empty (else freed unseen).  Leaves are installed with the
+ * lock of the table that holds them, after the lock-and-recheck of table.c.
+ * Frames are allocated before any lock is taken, so no lock is held across
+ * an allocation that zeroes memory.
+ */
+#include "internal.h"
+
+/* Descend to the table at @target covering @va, allocating tables on the
+ * way.  Returns 0 with path->table[*got] locked and attached, where *got is
+ * @target, or a higher level holding a leaf that covers @va.  -ENOMEM if a
+ * table could not be allocated (nothing left locked).  Inside a section. */
+static int descend_locked(struct ptk_as *as, uint64_t va, unsigned target,
+			  struct ptk_path *path, unsigned *got)
+{
+	struct ptk_ctx *ctx = as->ctx;
+restart:;
+	unsigned level = as->levels - 1;
+	path->table[level] = as->root;
+	while (level > target) {
+		struct ptk_frame *t = path->table[level];
+		ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, level)];
+		ptk_pte_t e = ptk_pte_load(slot);
+		if (ptk_pte_is_leaf(e)) {
+			if (!ptk_table_lock_attached(as, path, level))
+				goto restart;
+			if (ptk_pte_load(slot) != e) {
+				ptk_table_unlock(t);
+				goto restart;
+			}
+			*got = level;
+			return 0;
+		}
+		if (!ptk_pte_present(e)) {
+			struct ptk_frame *child = ptk_table_alloc(ctx, level - 1);
+			if (!child)
+				return -ENOMEM;
+			if (!ptk_table_lock_attached(as, path, level)) {
+				ptk_table_free_unpublished(ctx, child);
+				goto restart;
+			}
+			e = ptk_pte_load(slot);
+			if (ptk_pte_none(e)) {
+				e = ptk_pte_mk_table(ptk_frame_pfn_fast(ctx, child));
+				/* Release: the child's zeroed slots before the pointer;
+				 * pairs with the walkers' acquire load. */
+				ptk_pte_store(slot, e);
+				atomic_fetch_add_explicit(&t->nr_used, 1, memory_order_relaxed);
+				PTK_AS_ADD(as, tables, 1);
+				child = NULL;
+			}
+			ptk_table_unlock(t);
+			if (child)
+				ptk_table_free_unpublished(ctx, child);
+			if (!ptk_pte_is_table(e))
+				goto restart;
+		}
+		path->table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
+		path->parent_slot[level - 1] = slot;
+		path->parent_seen[level - 1] = e;
+		level--;
+	}
+	if (!ptk_table_lock_attached(as, path, target))
+		goto restart;
+	*got = target;
+	return 0;
+}
+
+/* A present leaf exists for a permitted access: grant write (the region
+ * allows it) and set accessed/dirty.  Table lock held. */
+static void touch_leaf(ptk_slot_t *slot, ptk_pte_t e, unsigned access, unsigned prot)
+{
+	ptk_pte_t ne = e | PTK_PTE_ACCESSED;
+	if (access == PTK_ACCESS_WRITE) {
+		ne |= PTK_PTE_DIRTY;
+		if (prot & PTK_PROT_WRITE)
+			ne |= PTK_PTE_WRITE;
+	}
+	if (ne != e)
+		ptk_pte_store(slot, ne);
+}
+
+/* Fault on anonymous region @r.  Region lock held (read). */
+static int fault_anon(struct ptk_as *as, const struct ptk_region *r, uint64_t va,
+		      unsigned access)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	uint64_t flags = ptk_prot_leaf_flags(r->prot) | PTK_PTE_ACCESSED |
+			 (access == PTK_ACCESS_WRITE ? PTK_PTE_DIRTY : 0);
+	uint64_t hbase = ptk_level_base(va, PTK_LEVEL_PMD);
+	struct ptk_frame *huge = NULL, *page = NULL;
+	if ((r->flags & PTK_MAP_HUGE) && hbase >= r->start && hbase + PTK_HUGE_2M <= r->end)
+		huge = ptk_frame_alloc_huge(ctx);
+	if (!huge && !(page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, true)))
+		return -ENOMEM;
+
+	struct ptk_path path;
+	unsigned got, target = huge ? PTK_LEVEL_PMD : PTK_LEVEL_PTE;
+	int rc;
+	ptk_rcu_read_lock();
+again:
+	rc = descend_locked(as, va, target, &path, &got);
+	if (rc)
+		goto out;
+	struct ptk_frame *t = path.table[got];
+	ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
+	ptk_pte_t e = ptk_pte_load(slot);
+	if (ptk_pte_is_leaf(e)) {
+		touch_leaf(slot, e, access, r->prot);
+	} else if (ptk_pte_none(e) && huge) {
+		ptk_pte_store(slot, ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, huge), flags));
+		atomic_fetch_add_explicit(&t->nr_used, 1, memory_order_relaxed);
+		PTK_AS_ADD(as, rss, PTK_TABLE_SLOTS);
+		PTK_AS_ADD(as, filled, 1);
+		huge = NULL;
+	} else if (ptk_pte_none(e)) {
+		ptk_pte_store(slot, ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, page), flags));
+		atomic_fetch_add_explicit(&t->nr_used, 1, memory_order_relaxed);
+		PTK_AS_ADD(as, rss, 1);
+		PTK_AS_ADD(as, filled, 1);
+		page = NULL;
+	} else {
+		/* A table where a huge leaf was wanted: small pages already
+		 * live in this 2 MiB; fall back to a 4 KiB page. */
+		PTK_BUG_ON(!huge, "table pointer at level 0");
+		ptk_table_unlock(t);
+		ptk_frame_put(ctx, huge);
+		huge = NULL;
+		if (!(page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, true))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		target = PTK_LEVEL_PTE;
+		goto again;
+	}
+	ptk_table_unlock(t);
+out:
+	ptk_rcu_read_unlock();
+	if (huge)
+		ptk_frame_put(ctx, huge);
+	if (page)
+		ptk_frame_put(ctx, page);
+	return rc;
+}
+
+int ptk_install_special(struct ptk_as *as, uint64_t start, uint64_t end,
+			uint64_t pfn, uint64_t leaf_flags, bool huge)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	uint64_t va = start;
+	int rc = 0;
+	ptk_rcu_read_lock();
+	while (va < end) {
+		uint64_t p = pfn + ((va - start) >> PTK_PAGE_SHIFT);
+		unsigned level = PTK_LEVEL_PTE;
+		for (unsigned l = PTK_LEVEL_PUD; huge && l >= PTK_LEVEL_PMD; l--) {
+			uint64_t sz = ptk_level_size(l);
+			if ((va & (sz - 1)) == 0 && ((p << PTK_PAGE_SHIFT) & (sz - 1)) == 0 &&
+			    end - va >= sz) {
+				level = l;
+				break;
+			}
+		}
+		struct ptk_path path;
+		unsigned got;
+		rc = descend_locked(as, va, level, &path, &got);
+		if (rc)
+			break;
+		PTK_BUG_ON(got != level, "leaf in the way of a new special mapping");
+		struct ptk_frame *t = path.table[level];
+		ptk_slot_t *slots = ptk_table_slots(ctx, t);
+		uint64_t sz = ptk_level_size(level);
+		/* Fill this table's slots while the same leaf size fits. */
+		uint64_t span_end = ptk_level_next(va, level + 1, end);
+		do {
+			p = pfn + ((va - start) >> PTK_PAGE_SHIFT);
+			ptk_slot_t *slot = &slots[ptk_level_index(va, level)];
+			PTK_BUG_ON(!ptk_pte_none(ptk_pte_load(slot)), "slot in use under a new region");
+			ptk_pte_store(slot, ptk_pte_mk_leaf(p, leaf_flags | PTK_PTE_SPECIAL));
+			atomic_fetch_add_explicit(&t->nr_used, 1, memory_order_relaxed);
+			va += sz;
+		} while (va < span_end && end - va >= sz);
+		ptk_table_unlock(t);
+	}
+	ptk_rcu_read_unlock();
+	return rc;
+}
+
+int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access)
+{
+	if (!as || access > PTK_ACCESS_EXEC)
+		return -EINVAL;
+	if (va >= ptk_as_user_end(as))
+		return -EFAULT;
+	unsigned tok = ptk_as_read_lock(as);
+	PTK_AS_ADD(as, faults, 1);
+	struct ptk_region *r = ptk_region_find(&as->regions, va);
+	int rc;
+	static const unsigned need[] = { PTK_PROT_READ, PTK_PROT_WRITE, PTK_PROT_EXEC };
+	if (!r || r->kind == PTK_REGION_ZAPPING)
+		rc = -EFAULT;
+	else if (!(r->prot & need[access]))
+		rc = -EACCES;
+	else if (r->kind == PTK_REGION_ANON)
+		rc = fault_anon(as, r, va, access);
+	else
+		rc = 0;     /* special: installed at map time */
+	ptk_as_read_unlock(as, tok);
+	return rc;
+}
+
+int ptk_populate(struct ptk_as *as, uint64_t va, uint64_t len, unsigned access)
+{
+	if (!as || (va & (PTK_PAGE_SIZE - 1)) || (len & (PTK_PAGE_SIZE - 1)) ||
+	    va + len < va)
+		return -EINVAL;
+	for (uint64_t a = va; a < va + len; a += PTK_PAGE_SIZE) {
+		struct ptk_xlate x;
+		if (ptk_translate(as, a, &x) == 0 &&
+		    (access != PTK_ACCESS_WRITE || ptk_pte_write(x.pte))) {
+			/* Skip the rest of a huge leaf. */
+			a = ptk_level_base(a, x.level) + x.page_size - PTK_PAGE_SIZE;
+			continue;
+		}
+		int rc = ptk_fault(as, a, access);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,200 @@
+/*
+ * gather.c - the mmu_gather (protocol in include/ptkit/gather.h).
+ *
+ * A batch is one frame of the pool, allocated without blocking (the pool
+ * never waits): its 4 KiB hold this header and an array of frame pointers.
+ * Data-page batches chain from g->batches; table batches from g->tables and
+ * are handed to RCU whole, one callback per batch.  When a table batch
+ * cannot be had, the table waits on a list of singles (linked through its
+ * descriptor's free-list link, which a detached table does not use) and
+ * gets an RCU callback of its own at the flush.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+struct ptk_gather_batch {
+	struct ptk_gather_batch *next;
+	struct ptk_frame *self;          /* the batch's own frame */
+	unsigned nr, max;
+	struct ptk_frame *slot[];
+};
+
+#define BATCH_MAX ((PTK_PAGE_SIZE - sizeof(struct ptk_gather_batch)) / sizeof(void *))
+
+static struct ptk_gather_batch *batch_alloc(struct ptk_ctx *ctx)
+{
+	struct ptk_frame *f = ptk_frame_alloc(ctx, PTK_FRAME_BATCH, false);
+	if (!f)
+		return NULL;
+	struct ptk_gather_batch *b = ptk_frame_host(ctx, f);
+	b->next = NULL;
+	b->self = f;
+	b->nr = 0;
+	b->max = (unsigned)BATCH_MAX;
+	return b;
+}
+
+static void batch_free(struct ptk_ctx *ctx, struct ptk_gather_batch *b)
+{
+	ptk_frame_free(ctx, b->self);
+}
+
+void ptk_gather_init(struct ptk_gather *g, struct ptk_as *as, bool fullmm)
+{
+	memset(g, 0, sizeof(*g));
+	g->as = as;
+	g->ctx = as->ctx;
+	g->slots = g->local;
+	g->max = PTK_GATHER_LOCAL;
+	g->fullmm = fullmm;
+	g->start = UINT64_MAX;
+	g->end = 0;
+}
+
+void ptk_gather_note_range(struct ptk_gather *g, uint64_t start, uint64_t end,
+			   unsigned level)
+{
+	if (start < g->start)
+		g->start = start;
+	if (end > g->end)
+		g->end = end;
+	g->page_sizes |= 1u << level;
+}
+
+/* Move to a new data batch.  false if none can be had. */
+static bool gather_grow(struct ptk_gather *g)
+{
+	if (g->batch_failed || g->nr_pages >= PTK_GATHER_MAX_PAGES)
+		return false;
+	struct ptk_gather_batch *b = g->spare;
+	if (b) {
+		g->spare = b->next;
+	} else {
+		b = batch_alloc(g->ctx);
+		if (!b) {
+			/* Stay on what we have and flush more often. */
+			g->batch_failed = true;
+			g->stat_batch_failures++;
+			return false;
+		}
+		g->stat_batches++;
+	}
+	b->nr = 0;
+	b->next = g->batches;
+	g->batches = b;
+	g->slots = b->slot;
+	g->nr = 0;
+	g->max = b->max;
+	return true;
+}
+
+bool ptk_gather_add_page(struct ptk_gather *g, struct ptk_frame *f)
+{
+	PTK_BUG_ON(g->nr >= g->max, "gather overflow: caller ignored 'full'");
+	g->slots[g->nr++] = f;
+	g->nr_pages++;
+	g->stat_pages++;
+	if (g->batches)
+		g->batches->nr = g->nr;
+	if (g->nr < g->max)
+		return false;
+	return !gather_grow(g);
+}
+
+void ptk_gather_add_table(struct ptk_gather *g, struct ptk_frame *t)
+{
+	g->freed_tables = true;
+	g->stat_tables++;
+	struct ptk_gather_batch *b = g->tables;
+	if (!b || b->nr == b->max) {
+		struct ptk_gather_batch *nb = batch_alloc(g->ctx);
+		if (nb) {
+			g->stat_batches++;
+			nb->next = b;
+			g->tables = b = nb;
+		} else {
+			g->stat_batch_failures++;
+			b = NULL;
+		}
+	}
+	if (b) {
+		b->slot[b->nr++] = t;
+		return;
+	}
+	/* No batch: the table goes on the singles list (its free-list link
+	 * is unused while it is detached). */
+	t->next_free = g->local_singles;
+	g->local_singles = t;
+}
+
+/* TLB invalidation for what was gathered.  This is where software TLBs and
+ * secondary-cache notifiers plug in; it must complete before any page is
+ * freed. */
+static void gather_invalidate(struct ptk_gather *g)
+{
+	if (g->start >= g->end && !g->fullmm && !g->freed_tables)
+		return;
+	g->stat_flushes++;
+	g->start = UINT64_MAX;
+	g->end = 0;
+	g->page_sizes = 0;
+}
+
+static void table_batch_rcu_cb(struct rcu_head *head)
+{
+	struct ptk_frame *self = ptk_container_of(head, struct ptk_frame, rcu);
+	struct ptk_ctx *ctx = self->ctx;
+	struct ptk_gather_batch *b = ptk_frame_host(ctx, self);
+	for (unsigned i = 0; i < b->nr; i++)
+		ptk_table_free_now(ctx, b->slot[i]);
+	ptk_frame_free(ctx, self);
+}
+
+void ptk_gather_flush(struct ptk_gather *g)
+{
+	struct ptk_ctx *ctx = g->ctx;
+	/* 1. invalidate: no CPU may reach the pages or tables after this. */
+	gather_invalidate(g);
+	/* 2. free the data pages (local array first, then each batch). */
+	struct ptk_frame **local_end = g->batches ? g->local + PTK_GATHER_LOCAL
+						  : g->local + g->nr;
+	for (struct ptk_frame **p = g->local; p < local_end; p++)
+		ptk_frame_put(ctx, *p);
+	while (g->batches) {
+		struct ptk_gather_batch *b = g->batches;
+		g->batches = b->next;
+		for (unsigned i = 0; i < b->nr; i++)
+			ptk_frame_put(ctx, b->slot[i]);
+		b->next = g->spare;
+		g->spare = b;
+	}
+	g->slots = g->local;
+	g->nr = 0;
+	g->max = PTK_GATHER_LOCAL;
+	g->nr_pages = 0;
+	g->batch_failed = false;
+	/* 3. tables: after a grace period, batched or one by one. */
+	while (g->tables) {
+		struct ptk_gather_batch *b = g->tables;
+		g->tables = b->next;
+		ptk_rcu_call(&b->self->rcu, table_batch_rcu_cb);
+	}
+	while (g->local_singles) {
+		struct ptk_frame *t = g->local_singles;
+		g->local_singles = t->next_free;
+		t->next_free = NULL;
+		ptk_table_free_rcu(ctx, t);
+	}
+	g->freed_tables = false;
+}
+
+void ptk_gather_finish(struct ptk_gather *g)
+{
+	ptk_gather_flush(g);
+	while (g->spare) {
+		struct ptk_gather_batch *b = g->spare;
+		g->spare = b->next;
+		batch_free(g->ctx, b);
+	}
+}
