@@ -28,6 +28,44 @@
 extern "C" {
 #endif
 
+/*
+ * Race-detector annotations.  liburcu hands callbacks to its worker thread
+ * through queues ThreadSanitizer cannot see, so the edge "everything the
+ * caller of ptk_rcu_call() did happens before the callback" is invisible to
+ * it.  ptk_rcu_call() marks a release on the head and every callback begins
+ * with PTK_RCU_CALLBACK_BEGIN(head), the matching acquire.  Likewise every
+ * callback ends with PTK_RCU_CALLBACK_END(), a release that
+ * ptk_rcu_barrier() acquires after liburcu's barrier returns.  And the
+ * grace period itself (readers are waited for with membarrier, also
+ * invisible): every ptk_rcu_read_unlock() releases a global token that each
+ * callback and ptk_rcu_synchronize() acquire.  That models "a callback runs
+ * after the readers that came before it" (over-approximately: the poison
+ * checks of debug builds catch a reader still inside).  Without TSan all
+ * compile to nothing.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define PTK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PTK_TSAN 1
+#endif
+#endif
+#ifdef PTK_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define PTK_TSAN_RELEASE(p) __tsan_release((void *)(p))
+extern char ptk_rcu_tsan_token;
+#define PTK_RCU_CALLBACK_BEGIN(head) \
+	(__tsan_acquire((void *)(head)), __tsan_acquire(&ptk_rcu_tsan_token))
+#define PTK_TSAN_READ_UNLOCK() __tsan_release(&ptk_rcu_tsan_token)
+#define PTK_RCU_CALLBACK_END() __tsan_release(&ptk_rcu_tsan_token)
+#else
+#define PTK_TSAN_RELEASE(p) ((void)(p))
+#define PTK_RCU_CALLBACK_BEGIN(head) ((void)(head))
+#define PTK_RCU_CALLBACK_END() ((void)0)
+#define PTK_TSAN_READ_UNLOCK() ((void)0)
+#endif
+
 /* Register the calling thread with RCU (idempotent). */
 void ptk_thread_register(void);
 /* Unregister the calling thread (idempotent); not inside a section. */
@@ -55,6 +93,7 @@ static inline void ptk_rcu_read_unlock(void)
 #ifdef PTK_DEBUG
 	ptk_rcu_depth--;
 #endif
+	PTK_TSAN_READ_UNLOCK();
 	urcu_memb_read_unlock();
 }
 

@@ -7,6 +7,9 @@
 #include "ptkit/rcu.h"
 
 __thread bool ptk_rcu_registered;
+#ifdef PTK_TSAN
+char ptk_rcu_tsan_token;
+#endif
 #ifdef PTK_DEBUG
 __thread int ptk_rcu_depth;
 #endif
@@ -62,6 +65,7 @@ void ptk_rcu_call(struct rcu_head *head, void (*fn)(struct rcu_head *))
 {
 	if (!ptk_rcu_registered)
 		ptk_thread_register();
+	PTK_TSAN_RELEASE(head);   /* pairs with PTK_RCU_CALLBACK_BEGIN */
 	urcu_memb_call_rcu(head, fn);
 }
 
@@ -69,6 +73,9 @@ void ptk_rcu_synchronize(void)
 {
 	PTK_CONTRACT(!ptk_rcu_in_section_debug(), "synchronize inside a read-side section");
 	urcu_memb_synchronize_rcu();
+#ifdef PTK_TSAN
+	__tsan_acquire(&ptk_rcu_tsan_token);   /* pairs with PTK_TSAN_READ_UNLOCK */
+#endif
 }
 
 void ptk_rcu_barrier(void)
@@ -77,4 +84,7 @@ void ptk_rcu_barrier(void)
 	if (!ptk_rcu_registered)
 		ptk_thread_register();
 	urcu_memb_barrier();
+#ifdef PTK_TSAN
+	__tsan_acquire(&ptk_rcu_tsan_token);   /* pairs with PTK_RCU_CALLBACK_END */
+#endif
 }

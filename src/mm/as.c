@@ -78,6 +78,7 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 
 static void as_free_rcu(struct rcu_head *head)
 {
+	PTK_RCU_CALLBACK_BEGIN(head);
 	struct ptk_as *as = ptk_container_of(head, struct ptk_as, rcu);
 	struct ptk_ctx *ctx = as->ctx;
 	ptk_table_free_now(ctx, as->root);
@@ -85,6 +86,7 @@ static void as_free_rcu(struct rcu_head *head)
 		pthread_rwlock_destroy(&as->shards[i].lock);
 	free(as->shards);
 	free(as);
+	PTK_RCU_CALLBACK_END();
 }
 
 void ptk_as_destroy(struct ptk_as *as)

@@ -143,12 +143,14 @@ static void gather_invalidate(struct ptk_gather *g)
 
 static void table_batch_rcu_cb(struct rcu_head *head)
 {
+	PTK_RCU_CALLBACK_BEGIN(head);
 	struct ptk_frame *self = ptk_container_of(head, struct ptk_frame, rcu);
 	struct ptk_ctx *ctx = self->ctx;
 	struct ptk_gather_batch *b = ptk_frame_host(ctx, self);
 	for (unsigned i = 0; i < b->nr; i++)
 		ptk_table_free_now(ctx, b->slot[i]);
 	ptk_frame_free(ctx, self);
+	PTK_RCU_CALLBACK_END();
 }
 
 void ptk_gather_flush(struct ptk_gather *g)

@@ -47,8 +47,10 @@ void ptk_table_free_unpublished(struct ptk_ctx *ctx, struct ptk_frame *t)
 
 static void table_rcu_cb(struct rcu_head *head)
 {
+	PTK_RCU_CALLBACK_BEGIN(head);
 	struct ptk_frame *t = ptk_container_of(head, struct ptk_frame, rcu);
 	ptk_table_free_now(t->ctx, t);
+	PTK_RCU_CALLBACK_END();
 }
 
 void ptk_table_free_rcu(struct ptk_ctx *ctx, struct ptk_frame *t)

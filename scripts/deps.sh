@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what ptkit needs on Debian 12, if missing.  Safe to run twice.
+# Usage: scripts/deps.sh [lab|test]
+set -euo pipefail
+want=(meson ninja-build pkg-config gcc libc6-dev liburcu-dev)
+case "${1:-test}" in
+  test) want+=(libcmocka-dev clang libtsan2 libasan8 libubsan1 spin) ;;
+  lab)  want+=(gnuplot-nox) ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "ptkit: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "ptkit: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
