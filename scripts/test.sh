@@ -21,13 +21,21 @@ setup() {  # setup DIR OPTIONS...
   else meson setup "$dir" "$@" >/dev/null; fi && ninja -C "$dir" >/dev/null
 }
 mtest() { meson test -C "$@" --print-errorlogs --num-processes 2; }
+asan_tests() {
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 mtest build-asan
+}
+clang_build() { CC=clang setup build-clang -Dcontracts=true; }
+tsan_tests() {
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" mtest build-tsan --suite stress
+}
 
 step "build release"        setup build
 step "tests release"        mtest build
 step "build asan+ubsan"     setup build-asan -Dcontracts=true -Db_sanitize=address,undefined -Db_lundef=false
-step "tests asan+ubsan"     env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 mtest build-asan
+step "tests asan+ubsan"     asan_tests
 step "build tsan"           setup build-tsan -Dcontracts=true -Db_sanitize=thread -Db_lundef=false
-step "tests tsan (stress)"  env TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" mtest build-tsan --suite stress
+step "tests tsan (stress)"  tsan_tests
+step "build clang -Werror"  clang_build
 if [ -x models/check.sh ]; then
   step "protocol models"    models/check.sh
 fi

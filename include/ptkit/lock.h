@@ -24,9 +24,9 @@ extern "C" {
 
 struct ptk_lock {
 	pthread_mutex_t mutex;
-#ifdef PTK_DEBUG
-	_Atomic unsigned long owner;   /* thread id of the holder, 0 if free */
-#endif
+	/* Debug builds: thread id of the holder, 0 if free.  Present in every
+	 * build so the layout does not depend on the build type. */
+	_Atomic unsigned long owner;
 };
 
 void ptk_lock_init(struct ptk_lock *l);
