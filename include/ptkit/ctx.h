@@ -23,6 +23,38 @@ extern "C" {
 
 struct ptk_ctx;
 
+/*
+ * Design choices, one per mechanism, fixed when the context is created.
+ * The first value of each enum (0) is the new design and the default; the
+ * others are the old designs kept for side-by-side comparison.  A design a
+ * build does not implement yet is refused with -EOPNOTSUPP.
+ */
+enum ptk_kernel_sync {          /* keeping kernel halves in sync (seeds 000/001) */
+	PTK_KSYNC_EAGER = 0,    /* registry walk under RCU, late init, full barriers */
+	PTK_KSYNC_LAZY,         /* per-space generation checked at activation */
+	PTK_KSYNC_LEGACY,       /* global list of roots under a global lock */
+};
+
+enum ptk_walk_mode {            /* lockless walkers (seeds 002/003) */
+	PTK_WALK_RCU = 0,       /* RCU read-side sections, tables freed by RCU */
+	PTK_WALK_IPI,           /* "interrupts-off" sections + membarrier IPIs */
+};
+
+enum ptk_gather_mode {          /* teardown (seed 004) */
+	PTK_GATHER_STACK = 0,   /* on-stack gather, table locks per batch */
+	PTK_GATHER_LEGACY,      /* fixed per-CPU array, space lock held throughout */
+};
+
+enum ptk_tlb_mode {             /* software-TLB invalidation */
+	PTK_TLB_SYNC = 0,       /* synchronous shootdown with acknowledgements */
+	PTK_TLB_LAZY,           /* generation based, invalidated on next use */
+};
+
+enum ptk_rmap_lock {            /* reverse-map locks (seed 004) */
+	PTK_RMAP_SLEEPING = 0,  /* mutex / rwsem */
+	PTK_RMAP_SPIN,          /* spinlocks */
+};
+
 struct ptk_ctx_config {
 	/* Pool capacity in bytes; rounded up to 2 MiB.  Host memory is
 	 * reserved, not committed: untouched frames cost nothing.  0 selects
@@ -35,13 +67,20 @@ struct ptk_ctx_config {
 	unsigned cache_shards;
 	/* Frames one cache holds at most (0: 64); it refills and drains half. */
 	unsigned cache_frames;
+	/* Designs (see the enums above); zero-initialised means the new ones. */
+	enum ptk_kernel_sync kernel_sync;
+	enum ptk_walk_mode walk_mode;
+	enum ptk_gather_mode gather_mode;
+	enum ptk_tlb_mode tlb_mode;
+	enum ptk_rmap_lock rmap_lock;
 };
 
 /* Fill @cfg with defaults. */
 void ptk_ctx_config_default(struct ptk_ctx_config *cfg);
 
 /* Create a context.  @cfg may be NULL (defaults).  Returns 0 and *out, or
- * -EINVAL (bad configuration), -ENOMEM (host memory). */
+ * -EINVAL (bad configuration), -EOPNOTSUPP (a design not built in),
+ * -ENOMEM (host memory). */
 int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out);
 
 /* Destroy a context whose address spaces have all been destroyed.  Waits

@@ -41,6 +41,16 @@ static int fill_config(const struct ptk_ctx_config *in, struct ptk_ctx_config *o
 	    out->cache_frames > 1u << 16 || out->cache_frames < 2)
 		return -EINVAL;
 	out->pool_bytes = (out->pool_bytes + PTK_HUGE_2M - 1) & ~(PTK_HUGE_2M - 1);
+	if ((unsigned)out->kernel_sync > PTK_KSYNC_LEGACY ||
+	    (unsigned)out->walk_mode > PTK_WALK_IPI ||
+	    (unsigned)out->gather_mode > PTK_GATHER_LEGACY ||
+	    (unsigned)out->tlb_mode > PTK_TLB_LAZY ||
+	    (unsigned)out->rmap_lock > PTK_RMAP_SPIN)
+		return -EINVAL;
+	/* Old designs not implemented yet are refused, not silently replaced. */
+	if (out->kernel_sync != PTK_KSYNC_EAGER || out->walk_mode != PTK_WALK_RCU ||
+	    out->gather_mode != PTK_GATHER_STACK || out->rmap_lock != PTK_RMAP_SLEEPING)
+		return -EOPNOTSUPP;
 	return 0;
 }
 
