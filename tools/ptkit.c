@@ -2,6 +2,7 @@
  * ptkit - the lab's command-line tool.
  *
  *   ptkit demo [options]     a small multithreaded workload, with figures
+ *   ptkit bench [SCENARIO]   benchmarks (bench.c)
  *   ptkit help [COMMAND]     usage
  *
  * Exit status: 0 success, 1 a check failed, 2 bad usage.
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "ptkit/ptkit.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -284,6 +286,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "demo", "a small multithreaded workload with figures", cmd_demo, demo_usage },
+	{ "bench", "benchmarks: old design beside new, medians and ratios", bench_main, bench_usage },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,14 @@
+/*
+ * bench_scenarios.c - the list of scenarios `ptkit bench` knows, in the
+ * order the default run executes them.  Add one line per scenario.
+ */
+#include <stddef.h>
+
+#include "bench.h"
+
+extern const struct bench_scenario bench_fault_anon;
+
+const struct bench_scenario *const bench_scenarios[] = {
+	&bench_fault_anon,
+	NULL,
+};
