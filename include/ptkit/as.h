@@ -26,8 +26,10 @@
  * is done.  Faults in a zapping range fail with -EFAULT, as after unmap.
  *
  * Errors: every function returns 0 or a negative errno; on failure nothing
- * is leaked and the address space is unchanged, except where stated
- * (populate may have filled part of the range).
+ * is leaked and the address space is unchanged, except where stated:
+ * populate may have filled part of its range, and a PTK_MAP_FIXED map over
+ * existing mappings that fails after removing them leaves the range
+ * unmapped (as mmap(MAP_FIXED) does).
  */
 #ifndef PTKIT_AS_H
 #define PTKIT_AS_H
@@ -102,8 +104,9 @@ uint64_t ptk_as_user_end(const struct ptk_as *as);
 /* Map anonymous private memory of @len bytes with @prot.  With
  * PTK_MAP_FIXED or PTK_MAP_NOREPLACE at *va exactly; otherwise *va is a
  * hint (0: anywhere) and receives the address chosen.  -EINVAL for an
- * unaligned or zero or overflowing range, unknown flags or prot;
- * -ENOMEM when no room or no memory; -EEXIST (NOREPLACE) when in use;
+ * unaligned or zero range, a fixed range that overflows or leaves the user
+ * half, unknown flags or prot; -ENOMEM when no room (a length larger than
+ * the user half included) or no memory; -EEXIST (NOREPLACE) when in use;
  * -EBUSY if the range is still being torn down (FIXED over a zapping range
  * waits instead). */
 int ptk_map_anon(struct ptk_as *as, uint64_t *va, uint64_t len,

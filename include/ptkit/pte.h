@@ -143,7 +143,8 @@ static inline bool ptk_pte_special(ptk_pte_t e)  { return (e & PTK_PTE_SPECIAL) 
 
 static inline ptk_pte_t ptk_pte_mk_table(uint64_t pfn)
 {
-	return (pfn << PTK_PAGE_SHIFT) | PTK_PTE_PRESENT | PTK_PTE_WRITE | PTK_PTE_USER;
+	return ((pfn << PTK_PAGE_SHIFT) & PTK_PTE_PFN_MASK) | PTK_PTE_PRESENT |
+	       PTK_PTE_WRITE | PTK_PTE_USER;
 }
 
 /* A leaf; flags is a mask of PTK_PTE_WRITE/USER/ACCESSED/DIRTY/SPECIAL. */

@@ -162,6 +162,9 @@ long ptk_ctx_inject_failure(struct ptk_ctx *ctx, unsigned kinds, long nth)
 {
 	long prev = atomic_load_explicit(&ctx->inject_nth, memory_order_relaxed);
 	atomic_store_explicit(&ctx->inject_kinds, 0, memory_order_relaxed);
+	/* Disarmed: nothing remains (a later call must not report a stale
+	 * count from a setting that was cancelled). */
+	atomic_store_explicit(&ctx->inject_nth, 0, memory_order_relaxed);
 	if (nth > 0 && (kinds & PTK_INJECT_ALL)) {
 		atomic_store_explicit(&ctx->inject_nth, nth, memory_order_relaxed);
 		atomic_store_explicit(&ctx->inject_kinds, kinds & PTK_INJECT_ALL,

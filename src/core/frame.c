@@ -91,6 +91,19 @@ static void drain(struct ptk_ctx *ctx, struct ptk_shard *sh, unsigned n)
 	ptk_lock_release(&ctx->pool_lock);
 }
 
+/* Return every cached frame of every CPU to the shared list, so that an
+ * allocation fails only when the whole pool is in use.  Slow path; takes
+ * one shard lock at a time (no nesting of shard locks, so no deadlock). */
+static void steal_all(struct ptk_ctx *ctx)
+{
+	for (unsigned i = 0; i < ctx->nshards; i++) {
+		struct ptk_shard *o = &ctx->shards[i];
+		ptk_lock_acquire(&o->lock);
+		drain(ctx, o, o->count);
+		ptk_lock_release(&o->lock);
+	}
+}
+
 static unsigned inject_kind(enum ptk_frame_type type)
 {
 	switch (type) {
@@ -109,15 +122,20 @@ struct ptk_frame *ptk_frame_alloc(struct ptk_ctx *ctx, enum ptk_frame_type type,
 		atomic_fetch_add_explicit(&sh->fails, 1, memory_order_relaxed);
 		return NULL;
 	}
-	ptk_lock_acquire(&sh->lock);
-	if (!sh->head)
-		refill(ctx, sh, ctx->cfg.cache_frames / 2);
-	struct ptk_frame *f = sh->head;
-	if (f) {
-		sh->head = f->next_free;
-		sh->count--;
+	struct ptk_frame *f = NULL;
+	for (int attempt = 0; attempt < 2 && !f; attempt++) {
+		if (attempt)
+			steal_all(ctx);   /* the shared pool ran dry */
+		ptk_lock_acquire(&sh->lock);
+		if (!sh->head)
+			refill(ctx, sh, ctx->cfg.cache_frames / 2);
+		f = sh->head;
+		if (f) {
+			sh->head = f->next_free;
+			sh->count--;
+		}
+		ptk_lock_release(&sh->lock);
 	}
-	ptk_lock_release(&sh->lock);
 	if (!f) {
 		atomic_fetch_add_explicit(&sh->fails, 1, memory_order_relaxed);
 		return NULL;

@@ -218,10 +218,10 @@ out:
 	if (!rc && (flags & PTK_MAP_POPULATE) && kind == PTK_REGION_ANON) {
 		int prc = ptk_populate(as, at, len, (prot & PTK_PROT_WRITE) ?
 				       PTK_ACCESS_WRITE : PTK_ACCESS_READ);
-		/* Like MAP_POPULATE: the mapping stands; report no memory. */
-		if (prc == -ENOMEM)
+		/* Out of memory while populating: undo the map, so a failed
+		 * call leaves the space as it was (the as.h contract). */
+		if (prc == -ENOMEM) {
 			rc = prc;
-		if (rc) {
 			ptk_unmap(as, at, len);
 		}
 	}

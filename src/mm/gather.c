@@ -97,6 +97,10 @@ bool ptk_gather_add_page(struct ptk_gather *g, struct ptk_frame *f)
 	g->stat_pages++;
 	if (g->batches)
 		g->batches->nr = g->nr;
+	/* The cap is on pages per flush, not only checked when a batch fills
+	 * (which would let a gather hold up to a batch more than the cap). */
+	if (g->nr_pages >= PTK_GATHER_MAX_PAGES)
+		return true;
 	if (g->nr < g->max)
 		return false;
 	return !gather_grow(g);
