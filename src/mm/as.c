@@ -361,9 +361,10 @@ int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 {
 	if (!as || !out)
 		return -EINVAL;
-	ptk_rcu_read_lock();
+	struct ptk_ctx *ctx = as->ctx;
+	ptk_walker_enter(ctx);
 	int rc = ptk_walk(as, va, out);
-	ptk_rcu_read_unlock();
+	ptk_walker_exit(ctx);
 	return rc;
 }
 

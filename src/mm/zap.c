@@ -38,6 +38,11 @@ static bool leaf_op(struct range_walk *w, struct ptk_frame *t, ptk_slot_t *slot,
 	}
 	ptk_pte_xchg(slot, 0);
 	atomic_fetch_sub_explicit(&t->nr_used, 1, memory_order_relaxed);
+	/* Old design: an IPI per huge leaf cleared, waiting out walkers
+	 * (serialize_against_pte_lookup); a field read once, no cost for the
+	 * new one. */
+	if (level > 0 && __builtin_expect(ptk_ctx_walk_ipi(as->ctx), 0))
+		ptk_ipi_sync(as->ctx);
 	ptk_gather_note_range(w->g, base, base + size, level);
 	if (ptk_pte_special(e))
 		return false;
