@@ -90,6 +90,9 @@ int ptk_pin(struct ptk_as *as, uint64_t va, unsigned npages, unsigned access,
 /* Drop the pins of ptk_pin()/ptk_pin_fast().  Any thread. */
 void ptk_unpin(struct ptk_ctx *ctx, const uint64_t *pfns, unsigned npages);
 
+/* Lab: IPIs the old design has sent so far (process-wide). */
+uint64_t ptk_ipi_sent(void);
+
 /* Lab only: the root table's slots, for raw (unsynchronised) walks that
  * benchmarks use as the physical limit of a lookup. */
 const ptk_slot_t *ptk_as_root_slots(const struct ptk_as *as);
