@@ -357,17 +357,6 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 
 /* ---- translation -------------------------------------------------------- */
 
-int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
-{
-	if (!as || !out)
-		return -EINVAL;
-	struct ptk_ctx *ctx = as->ctx;
-	ptk_walker_enter(ctx);
-	int rc = ptk_walk(as, va, out);
-	ptk_walker_exit(ctx);
-	return rc;
-}
-
 int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 			struct ptk_xlate *out)
 {

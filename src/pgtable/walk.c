@@ -4,9 +4,11 @@
  */
 #include "internal.h"
 
-int ptk_walk(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
+/* The walk itself, inlined into ptk_walk() and ptk_translate() (a lookup
+ * is measured against a raw walk: no extra call on its path). */
+static inline __attribute__((always_inline))
+int walk_inline(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 {
-	PTK_CONTRACT(ptk_rcu_in_section(), "not inside a read-side section");
 	struct ptk_ctx *ctx = as->ctx;
 	unsigned levels = as->levels;
 	if (!ptk_va_canonical(va, levels))
@@ -35,6 +37,23 @@ int ptk_walk(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 		PTK_BUG_ON(level == 0, "table pointer at level 0");
 		table = ptk_pfn_host_fast(ctx, ptk_pte_pfn(e));
 	}
+}
+
+int ptk_walk(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
+{
+	PTK_CONTRACT(ptk_rcu_in_section(), "not inside a read-side section");
+	return walk_inline(as, va, out);
+}
+
+int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
+{
+	if (__builtin_expect(!as || !out, 0))
+		return -EINVAL;
+	struct ptk_ctx *ctx = as->ctx;
+	ptk_walker_enter(ctx);
+	int rc = walk_inline(as, va, out);
+	ptk_walker_exit(ctx);
+	return rc;
 }
 
 void ptk_walk_begin(struct ptk_as *as) { ptk_walker_enter(as->ctx); }
