@@ -2,8 +2,11 @@
  * bench_walk.c - the lockless-walk scenarios (seeds 002 and 003).
  *
  * "unmap-huge": a region of 2 MiB huge leaves (special mappings: no memory
- *   behind them; --size, default 64 GiB) is unmapped while 1, 2, 4 walker
- *   threads translate random addresses in it.  Old design (walk_mode
+ *   behind them; --size, default 4 GiB; --size 64G is the seed's 64 GiB,
+ *   up to 496G) is unmapped while 1, 2, 4 walker threads translate random
+ *   addresses in it.  (The default is small because on 2 cores the old
+ *   design's unmap waits for walkers preempted inside their sections: about
+ *   2 ms per huge leaf with 4 walkers, a minute for 64 GiB.)  Old design (walk_mode
  *   PTK_WALK_IPI: one membarrier IPI per huge leaf cleared, waiting out
  *   interrupts-off walkers, like serialize_against_pte_lookup) beside the
  *   new one (RCU walkers, no IPI), same repetition.  Metric: unmap time.
