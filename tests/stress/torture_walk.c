@@ -22,6 +22,9 @@
  *     2 MiB leaf, an unmap leaves nothing);
  *   - at the end every frame and table page is back in the pool.
  *
+ * In the RCU design, reader 0 is a QSBR-style reader (rcu.h): online
+ * throughout, reporting a quiescent state after each operation.
+ *
  * Usage: torture_walk [-s SEED] [-t SECONDS] [-w WRITERS] [-r READERS] [-m rcu|ipi]
  */
 #include <errno.h>
@@ -53,6 +56,7 @@ static _Atomic unsigned long failures;
 static unsigned nwriters = 2, nreaders = 2;
 static double seconds = 3;
 static uint64_t seed;
+static enum ptk_walk_mode walk_mode = PTK_WALK_RCU;
 
 #define FAIL(...) do { fprintf(stderr, __VA_ARGS__); failures++; stop = 1; } while (0)
 
@@ -144,7 +148,14 @@ static void slow_walk(uint64_t va)
 static void *reader_main(void *arg)
 {
 	uint64_t s = seed * 104729 + (uintptr_t)arg * 31 + 1;
+	/* Reader 0 of an RCU context is QSBR-style: online throughout,
+	 * reporting a quiescent state after each operation. */
+	bool qsbr = (uintptr_t)arg == 0 && walk_mode == PTK_WALK_RCU;
+	if (qsbr)
+		ptk_qsbr_online();
 	while (!stop) {
+		if (qsbr)
+			ptk_quiescent_state();
 		uint64_t va = BASE + ((rnd(&s) % (NSLOTS * SLOT)) & ~(PTK_PAGE_SIZE - 1));
 		unsigned op = rnd(&s) % 8;
 		if (op < 2) {
@@ -184,6 +195,8 @@ static void *reader_main(void *arg)
 			n_pins += got;
 		}
 	}
+	if (qsbr)
+		ptk_qsbr_offline();
 	ptk_thread_unregister();
 	return NULL;
 }
@@ -323,6 +336,7 @@ int main(int argc, char **argv)
 	       seed, seed, mode == PTK_WALK_IPI ? "ipi" : "rcu", nwriters, nreaders, seconds);
 	fflush(stdout);
 
+	walk_mode = mode;
 	struct ptk_ctx_config cfg;
 	ptk_ctx_config_default(&cfg);
 	cfg.pool_bytes = 256ull << 20;

@@ -4,7 +4,10 @@
  * and the old walker design (IPI per huge leaf).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include "helpers.h"
 
 #define RW (PTK_PROT_READ | PTK_PROT_WRITE)
@@ -271,6 +274,49 @@ static void ipi_mode(void **state)
 	}
 }
 
+static _Atomic int gp_done;
+
+static void *sync_thread(void *arg)
+{
+	(void)arg;
+	ptk_rcu_synchronize();
+	gp_done = 1;
+	ptk_thread_unregister();
+	return NULL;
+}
+
+/* A QSBR-style (online) thread walks with no section of its own; a grace
+ * period waits for its quiescent state, and only for that. */
+static void qsbr_reader(void **state)
+{
+	(void)state;
+	struct ptk_ctx *ctx = test_ctx(0);
+	struct ptk_as *as;
+	assert_int_equal(ptk_as_create(ctx, 0, &as), 0);
+	uint64_t va = 0;
+	assert_int_equal(ptk_map_anon(as, &va, 64 * KiB, RW, PTK_MAP_POPULATE), 0);
+	ptk_qsbr_online();
+	assert_true(ptk_qsbr_is_online());
+	struct ptk_xlate x;
+	assert_int_equal(ptk_walk(as, va, &x), 0);     /* inside the long section */
+	assert_int_equal(ptk_translate(as, va + 4096, &x), 0);
+	gp_done = 0;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, sync_thread, NULL), 0);
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	assert_int_equal(gp_done, 0);      /* held up by our online section */
+	ptk_quiescent_state();
+	pthread_join(t, NULL);
+	assert_int_equal(gp_done, 1);
+	assert_int_equal(ptk_unmap(as, va, 64 * KiB), 0);
+	assert_int_equal(ptk_translate(as, va, &x), -EFAULT);
+	ptk_quiescent_state();
+	ptk_qsbr_offline();
+	assert_false(ptk_qsbr_is_online());
+	test_teardown(ctx, as);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +328,7 @@ int main(void)
 		cmocka_unit_test(reclaim_on_drop),
 		cmocka_unit_test(single_table_free),
 		cmocka_unit_test(ipi_mode),
+		cmocka_unit_test(qsbr_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
