@@ -14,7 +14,10 @@
  * "lookup": the cost of one lookup of a random address in a populated
  *   region: ptkit (ptk_translate: walker section + walk) vs a raw,
  *   unsynchronised walk of the same tables (the physical limit) vs the same
- *   raw walk under a reader-writer lock; alone, and with a writer thread
+ *   raw walk under a reader-writer lock, the raw walk behind a function
+ *   call (raw-call: the call boundary every library lookup has), and ptkit from a QSBR-style
+ *   thread (online, one quiescent state per 4096 lookups); alone, and
+ *   with a writer thread
  *   churning map/fault/unmap on other tables (under the rwlock's write side
  *   for the rwlock design, as that design would need).
  *
@@ -180,8 +183,16 @@ static inline int raw_walk(const struct raw_tables *r, uint64_t va, struct ptk_x
 	}
 }
 
-enum lk_design { LK_PTKIT, LK_RAW, LK_RWLOCK };
-static const char *const lk_names[] = { "ptkit", "raw", "rwlock" };
+enum lk_design { LK_PTKIT, LK_RAW, LK_RWLOCK, LK_QSBR, LK_RAWCALL, LK_N };
+static const char *const lk_names[] = { "ptkit", "raw", "rwlock", "ptkit-qsbr", "raw-call" };
+
+/* The raw walk behind a call boundary, as any library lookup has: what is
+ * left between it and ptkit is the synchronisation itself. */
+static __attribute__((noinline)) int raw_walk_call(const struct raw_tables *r, uint64_t va,
+						   struct ptk_xlate *out)
+{
+	return raw_walk(r, va, out);
+}
 
 struct churn_arg {
 	struct ptk_as *as;
@@ -221,12 +232,16 @@ static void lookup_phase(struct ptk_ctx *ctx, struct ptk_as *as, pthread_rwlock_
 {
 	struct raw_tables r = { ptk_as_root_slots(as), ptk_as_levels(as),
 				ptk_pfn_host(ctx, 0), ptk_ctx_config(ctx)->pool_bytes >> PTK_PAGE_SHIFT };
-	double spent[3] = { 0, 0, 0 };
-	uint64_t n[3] = { 0, 0, 0 }, sink = 0;
+	double spent[LK_N] = { 0 };
+	uint64_t n[LK_N] = { 0 }, sink = 0;
 	unsigned at = 0;
 	double start = bench_now();
 	while (bench_now() - start < 3 * secs) {
-		for (int d = 0; d < 3; d++) {
+		for (int d = 0; d < LK_N; d++) {
+			/* QSBR-style: online for the slice, one quiescent
+			 * state per SLICE lookups. */
+			if (d == LK_QSBR)
+				ptk_qsbr_online();
 			double t0 = bench_now();
 			for (unsigned i = at; i < at + SLICE; i++) {
 				struct ptk_xlate x;
@@ -235,10 +250,12 @@ static void lookup_phase(struct ptk_ctx *ctx, struct ptk_as *as, pthread_rwlock_
 				 * result (latency, as a soft-TLB refill sees it);
 				 * otherwise lookups may overlap in the CPU. */
 				uint64_t a = addrs[chained ? (i ^ (unsigned)(sink & 1)) : i];
-				if (d == LK_PTKIT) {
+				if (d == LK_PTKIT || d == LK_QSBR) {
 					rc = ptk_translate(as, a, &x);
 				} else if (d == LK_RAW) {
 					rc = raw_walk(&r, a, &x);
+				} else if (d == LK_RAWCALL) {
+					rc = raw_walk_call(&r, a, &x);
 				} else {
 					pthread_rwlock_rdlock(lock);
 					rc = raw_walk(&r, a, &x);
@@ -246,20 +263,24 @@ static void lookup_phase(struct ptk_ctx *ctx, struct ptk_as *as, pthread_rwlock_
 				}
 				sink += rc ? 1 : x.pfn;
 			}
+			if (d == LK_QSBR)
+				ptk_quiescent_state();
 			spent[d] += bench_now() - t0;
 			n[d] += SLICE;
+			if (d == LK_QSBR)
+				ptk_qsbr_offline();
 		}
 		at = (at + SLICE) % NADDR;
 	}
 	__asm__ __volatile__("" : : "r"(sink));
-	for (int d = 0; d < 3; d++)
+	for (int d = 0; d < LK_N; d++)
 		ns[d] = spent[d] * 1e9 / (double)n[d];
 }
 
 static int run_lookup(const struct bench_params *p)
 {
 	uint64_t size = p->size ? p->size : (p->quick ? 16 * MiB : 256 * MiB);
-	double secs = p->seconds ? p->seconds : (p->quick ? 0.03 : 0.2);
+	double secs = p->seconds ? p->seconds : (p->quick ? 0.03 : 0.15);
 	int rc;
 	struct ptk_ctx *ctx = make_ctx(size + 64 * MiB, PTK_WALK_RCU, &rc);
 	if (!ctx)
@@ -294,7 +315,7 @@ static int run_lookup(const struct bench_params *p)
 		pthread_t tid;
 		if (churn)
 			pthread_create(&tid, NULL, churn_main, &ca);
-		double ns[3], lat[3];
+		double ns[LK_N], lat[LK_N];
 		lookup_phase(ctx, as, &lock, addrs, secs, false, ns);
 		lookup_phase(ctx, as, &lock, addrs, secs, true, lat);
 		if (churn) {
@@ -302,7 +323,7 @@ static int run_lookup(const struct bench_params *p)
 			pthread_join(tid, NULL);
 			bench_sample("lookup", "writer", params, "writer-ops", "count", (double)ca.ops);
 		}
-		for (int d = 0; d < 3; d++) {
+		for (int d = 0; d < LK_N; d++) {
 			bench_sample("lookup", lk_names[d], params, "lookup", "ns", ns[d]);
 			bench_sample("lookup", lk_names[d], params, "lookup-chained", "ns", lat[d]);
 		}
@@ -314,6 +335,10 @@ static int run_lookup(const struct bench_params *p)
 			     ns[LK_RAW]);
 		bench_compare("lookup", "lookup", params, "ptkit", "raw", "lower");
 		bench_compare("lookup", "lookup-chained", params, "ptkit", "raw", "lower");
+		bench_compare("lookup", "lookup", params, "ptkit", "raw-call", "lower");
+		bench_compare("lookup", "lookup-chained", params, "ptkit", "raw-call", "lower");
+		bench_compare("lookup", "lookup", params, "ptkit-qsbr", "raw", "lower");
+		bench_compare("lookup", "lookup-chained", params, "ptkit-qsbr", "raw", "lower");
 		bench_compare("lookup", "lookup", params, "rwlock", "raw", "lower");
 		bench_compare("lookup", "lookup", params, "ptkit", "rwlock", "lower");
 	}
