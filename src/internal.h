@@ -95,6 +95,67 @@ bool ptk_inject_should_fail(struct ptk_ctx *ctx, unsigned kind);
 	atomic_fetch_add_explicit(&ptk_ctx_shard(ctx)->field, \
 				  (uint64_t)(n), memory_order_relaxed)
 
+/* ---- walker sections (walk.c, ipi.c) ----------------------------------- */
+
+/* One emulated CPU of the old design (ipi.c): its "interrupts off" state. */
+struct ptk_ipi_cpu {
+	alignas(PTK_CACHELINE) _Atomic uint64_t seq;   /* odd: interrupts off */
+	_Atomic int live;                              /* owned by a thread */
+	struct ptk_ipi_cpu *next;                      /* append-only list */
+};
+extern __thread struct ptk_ipi_cpu *ptk_ipi_self;
+struct ptk_ipi_cpu *ptk_ipi_register_self(void);
+/* membarrier registration (context creation).  0 or -EOPNOTSUPP. */
+int ptk_ipi_register_process(void);
+/* Send the IPI and wait until no walker that had interrupts off is still
+ * in its section.  Not inside a walker section.  May hold table locks. */
+void ptk_ipi_sync(struct ptk_ctx *ctx);
+
+/* "Interrupts off": odd sequence, compiler barrier only (the writer's
+ * membarrier supplies the fence). */
+static inline void ptk_irq_off(void)
+{
+	struct ptk_ipi_cpu *c = ptk_ipi_self;
+	if (__builtin_expect(!c, 0))
+		c = ptk_ipi_register_self();
+	uint64_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+	PTK_CONTRACT(!(s & 1), "nested walker section");
+	atomic_store_explicit(&c->seq, s + 1, memory_order_relaxed);
+	__asm__ __volatile__("" ::: "memory");   /* pairs with ptk_ipi_sync's membarrier */
+}
+
+static inline void ptk_irq_on(void)
+{
+	struct ptk_ipi_cpu *c = ptk_ipi_self;
+	uint64_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+	/* Release: the section's loads before the even value ptk_ipi_sync
+	 * acquires. */
+	atomic_store_explicit(&c->seq, s + 1, memory_order_release);
+}
+
+static inline bool ptk_ctx_walk_ipi(const struct ptk_ctx *ctx)
+{
+	return ctx->cfg.walk_mode == PTK_WALK_IPI;
+}
+
+/* Enter a walker section in @ctx's design.  The new design: an RCU
+ * read-side section.  The old one: RCU as well (its batched table frees
+ * still go through RCU, as sched-RCU treated interrupts-off code as a
+ * reader) plus interrupts off, which its IPIs wait for. */
+static inline void ptk_walker_enter(const struct ptk_ctx *ctx)
+{
+	ptk_rcu_read_lock();
+	if (__builtin_expect(ptk_ctx_walk_ipi(ctx), 0))
+		ptk_irq_off();
+}
+
+static inline void ptk_walker_exit(const struct ptk_ctx *ctx)
+{
+	if (__builtin_expect(ptk_ctx_walk_ipi(ctx), 0))
+		ptk_irq_on();
+	ptk_rcu_read_unlock();
+}
+
 /* ---- address space -------------------------------------------------------- */
 
 /* Region lock shard and the per-CPU counters of one address space. */

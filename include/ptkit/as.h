@@ -136,6 +136,26 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot);
  * as madvise does). */
 int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len);
 
+/* ---- huge leaves ------------------------------------------------------- */
+
+/* Split the huge leaf that maps @va into a table of 512 leaves one level
+ * down (1 GiB -> 2 MiB, 2 MiB -> 4 KiB), same frames and protection.
+ * Walkers see the huge leaf or the new table, both valid; nobody waits for
+ * them (the old design, walk_mode PTK_WALK_IPI, sends an IPI).  0,
+ * -ENOENT (no huge leaf maps @va), -ENOMEM, -EINVAL.  Takes the region
+ * lock for reading. */
+int ptk_split(struct ptk_as *as, uint64_t va);
+
+/* Collapse the full PTE table mapping the 2 MiB at @va (aligned) into one
+ * 2 MiB leaf: all 512 entries present with the same protection, frame
+ * numbers contiguous from a 2 MiB-aligned one (special mappings), and for
+ * anonymous memory the 512 frames of one huge frame (no copying).  The
+ * table is detached and freed after a grace period; walkers that still
+ * hold it read valid, stale leaves.  0; -EBUSY (not collapsible), -ENOENT
+ * (no table there), -EEXIST (already a huge leaf), -EINVAL (not aligned,
+ * or not inside one region).  Takes the region lock for writing. */
+int ptk_collapse(struct ptk_as *as, uint64_t va);
+
 /* ---- faults and translation -------------------------------------------- */
 
 /* Handle a fault at @va for @access (PTK_ACCESS_*): check the region and

@@ -107,6 +107,29 @@ static inline bool ptk_rcu_in_section(void)
 #endif
 }
 
+/*
+ * QSBR-style readers (per thread).  A thread that runs a loop with natural
+ * quiescent points (an emulated CPU between guest instructions, a worker
+ * between requests) goes online once and then reports quiescent states
+ * itself, instead of opening a section around every walk: while online it
+ * is inside one long read-side section, every walk it makes nests in it
+ * (nothing but a counter increment), and ptk_quiescent_state() ends it and
+ * starts the next one, which is where grace periods can end.  Built on the
+ * memb flavour, so grace periods and deferred frees are the same for every
+ * reader (a thread that stays online without reporting delays every free,
+ * as with liburcu's qsbr flavour).  While online a thread must not wait for
+ * a grace period: no ptk_rcu_synchronize(), ptk_rcu_barrier(),
+ * ptk_ctx_quiesce(), ptk_ctx_destroy(), and must go offline before exit.
+ * Not for walk_mode PTK_WALK_IPI threads (their sections are per walk).
+ */
+void ptk_qsbr_online(void);
+/* Report a quiescent state: the thread holds no pointer into page tables
+ * or frames obtained without a pin.  Online threads only. */
+void ptk_quiescent_state(void);
+void ptk_qsbr_offline(void);
+/* Whether the calling thread is online (QSBR-style). */
+bool ptk_qsbr_is_online(void);
+
 /* Run @fn(@head) after a grace period.  Any registered or unregistered
  * thread (registers it); never blocks. */
 void ptk_rcu_call(struct rcu_head *head, void (*fn)(struct rcu_head *));

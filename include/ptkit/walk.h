@@ -19,8 +19,38 @@
  * old pointer keeps reading a valid table (with its old, possibly stale,
  * contents) until it leaves its section.  No IPI, no waiting on walkers.
  *
+ * What a walker must not do: hold a pointer to a table, an entry or a frame
+ * across the end of its section; take a lock inside the section that a
+ * writer may hold while waiting for walkers (the old design's writers wait
+ * with table locks held); call ptk_rcu_synchronize() inside a section.
+ *
  * A snapshot's frame may be freed once the walker's caller leaves the
  * section, or earlier by an unmap; hold a reference (a pin) to use it.
+ *
+ * Walker sections per design (ctx.h, walk_mode).  PTK_WALK_RCU (default):
+ * an RCU read-side section; writers never wait for walkers.  PTK_WALK_IPI
+ * (the old design, for comparison): an "interrupts-off" section (it is also
+ * an RCU reader, as interrupts-off code was for sched-RCU); freeing a single
+ * table, and clearing, splitting or collapsing a huge leaf, first send an
+ * IPI (membarrier) and wait until no walker is inside.  ptk_walk_begin() /
+ * ptk_walk_end() open the section right for the context; ptk_translate()
+ * and the pins do it themselves.
+ *
+ * Fast pin (the gup_fast analog)
+ * ------------------------------
+ * ptk_pin_fast() takes a reference on the frame of each page of a range
+ * without any lock: inside a walker section it walks to the leaf, takes a
+ * speculative reference on the frame (ptk_frame_try_get(): fails on a free
+ * or frozen frame, refcount 0), then re-reads the leaf slot and keeps the
+ * reference only if the entry is unchanged (otherwise it drops it and
+ * stops).  Why that suffices: a writer clears the entry before it drops the
+ * mapping's reference; if the re-read still sees the entry, the writer's
+ * final put comes after our increment in the counter's order and cannot
+ * free the frame.  A huge leaf's pages are pinned on the huge frame's head.
+ * Special leaves (no reference count) are never pinned.  ptk_pin() is the
+ * full API: fast first, then, for what is left, the locked slow path
+ * (region lock, fault in, pin under the table lock).  Every pinned frame
+ * stays allocated (not freed, not reused) until ptk_unpin().
  */
 #ifndef PTKIT_WALK_H
 #define PTKIT_WALK_H
@@ -34,6 +64,38 @@ extern "C" {
 /* Walk @as for @va.  Caller is inside a read-side section.  0 and *out
  * (a snapshot of the leaf entry), or -EFAULT if there is no leaf. */
 int ptk_walk(struct ptk_as *as, uint64_t va, struct ptk_xlate *out);
+
+/* Enter / leave a walker section of @as's context (see above).  Sections
+ * of the old design do not nest. */
+void ptk_walk_begin(struct ptk_as *as);
+void ptk_walk_end(struct ptk_as *as);
+
+/* Pin up to @npages pages from @va (page aligned) for @access
+ * (PTK_ACCESS_READ or _WRITE: write needs a writable entry) without any
+ * lock; frame numbers go to @pfns.  Returns how many leading pages were
+ * pinned (0..npages); stops at the first page it cannot pin (no entry, no
+ * permission, special, frame frozen, entry changed).  Any thread, not
+ * inside a walker section (it opens its own). */
+unsigned ptk_pin_fast(struct ptk_as *as, uint64_t va, unsigned npages,
+		      unsigned access, uint64_t *pfns);
+
+/* Pin @npages pages from @va: ptk_pin_fast(), then the locked slow path
+ * (faulting pages in) for the rest.  Returns 0 with all pinned, or a
+ * negative errno (-EFAULT unmapped or special, -EACCES, -ENOMEM, -EINVAL)
+ * with nothing pinned.  Not inside a walker section; takes the region lock
+ * for reading. */
+int ptk_pin(struct ptk_as *as, uint64_t va, unsigned npages, unsigned access,
+	    uint64_t *pfns);
+
+/* Drop the pins of ptk_pin()/ptk_pin_fast().  Any thread. */
+void ptk_unpin(struct ptk_ctx *ctx, const uint64_t *pfns, unsigned npages);
+
+/* Lab: IPIs the old design has sent so far (process-wide). */
+uint64_t ptk_ipi_sent(void);
+
+/* Lab only: the root table's slots, for raw (unsynchronised) walks that
+ * benchmarks use as the physical limit of a lookup. */
+const ptk_slot_t *ptk_as_root_slots(const struct ptk_as *as);
 
 #ifdef __cplusplus
 }

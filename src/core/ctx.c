@@ -48,7 +48,7 @@ static int fill_config(const struct ptk_ctx_config *in, struct ptk_ctx_config *o
 	    (unsigned)out->rmap_lock > PTK_RMAP_SPIN)
 		return -EINVAL;
 	/* Old designs not implemented yet are refused, not silently replaced. */
-	if (out->kernel_sync != PTK_KSYNC_EAGER || out->walk_mode != PTK_WALK_RCU ||
+	if (out->kernel_sync != PTK_KSYNC_EAGER ||
 	    out->gather_mode != PTK_GATHER_STACK || out->rmap_lock != PTK_RMAP_SLEEPING)
 		return -EOPNOTSUPP;
 	return 0;
@@ -70,6 +70,9 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 		return rc;
 	if (!out)
 		return -EINVAL;
+	/* The old walker design sends real IPIs: membarrier must work. */
+	if (c.walk_mode == PTK_WALK_IPI && (rc = ptk_ipi_register_process()))
+		return rc;
 
 	struct ptk_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)

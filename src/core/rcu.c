@@ -88,3 +88,35 @@ void ptk_rcu_barrier(void)
 	__tsan_acquire(&ptk_rcu_tsan_token);   /* pairs with PTK_RCU_CALLBACK_END */
 #endif
 }
+
+/* ---- QSBR-style readers ------------------------------------------------- */
+
+static __thread bool qsbr_online;
+
+void ptk_qsbr_online(void)
+{
+	PTK_CONTRACT(!qsbr_online, "already online");
+	ptk_rcu_read_lock();
+	qsbr_online = true;
+}
+
+void ptk_quiescent_state(void)
+{
+	PTK_CONTRACT(qsbr_online, "quiescent state reported while offline");
+	/* Leaving the outermost section is the quiescent state: a grace
+	 * period waiting on this thread can end here. */
+	ptk_rcu_read_unlock();
+	ptk_rcu_read_lock();
+}
+
+void ptk_qsbr_offline(void)
+{
+	PTK_CONTRACT(qsbr_online, "not online");
+	qsbr_online = false;
+	ptk_rcu_read_unlock();
+}
+
+bool ptk_qsbr_is_online(void)
+{
+	return qsbr_online;
+}

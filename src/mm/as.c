@@ -357,16 +357,6 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 
 /* ---- translation -------------------------------------------------------- */
 
-int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
-{
-	if (!as || !out)
-		return -EINVAL;
-	ptk_rcu_read_lock();
-	int rc = ptk_walk(as, va, out);
-	ptk_rcu_read_unlock();
-	return rc;
-}
-
 int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 			struct ptk_xlate *out)
 {

@@ -186,6 +186,12 @@ void ptk_gather_flush(struct ptk_gather *g)
 		g->tables = b->next;
 		ptk_rcu_call(&b->self->rcu, table_batch_rcu_cb);
 	}
+	/* Singles: one RCU callback each.  The old design (semi-RCU) first
+	 * sends the IPI that waits out interrupts-off walkers, as the kernel
+	 * did before freeing; the free itself stays deferred because ptkit's
+	 * writers descend locklessly under RCU and use the table's lock. */
+	if (g->local_singles && ptk_ctx_walk_ipi(ctx))
+		ptk_ipi_sync(ctx);
 	while (g->local_singles) {
 		struct ptk_frame *t = g->local_singles;
 		g->local_singles = t->next_free;

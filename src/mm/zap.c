@@ -38,6 +38,11 @@ static bool leaf_op(struct range_walk *w, struct ptk_frame *t, ptk_slot_t *slot,
 	}
 	ptk_pte_xchg(slot, 0);
 	atomic_fetch_sub_explicit(&t->nr_used, 1, memory_order_relaxed);
+	/* Old design: an IPI per huge leaf cleared, waiting out walkers
+	 * (serialize_against_pte_lookup); a field read once, no cost for the
+	 * new one. */
+	if (level > 0 && __builtin_expect(ptk_ctx_walk_ipi(as->ctx), 0))
+		ptk_ipi_sync(as->ctx);
 	ptk_gather_note_range(w->g, base, base + size, level);
 	if (ptk_pte_special(e))
 		return false;
@@ -82,12 +87,19 @@ static uint64_t walk_step(struct range_walk *w, uint64_t va)
 		/* The table covers one slot of the level above (the root: all). */
 		uint64_t span_end = level + 1 < as->levels ?
 			ptk_level_next(va, level + 1, w->end) : w->end;
+		bool straddle = false;
 		while (va < span_end) {
 			ptk_slot_t *slot = &slots[ptk_level_index(va, level)];
 			ptk_pte_t cur = ptk_pte_load(slot);
 			uint64_t next = ptk_level_next(va, level, w->end);
 			if (ptk_pte_is_table(cur))
 				break;  /* descend on the next step */
+			if (ptk_pte_is_leaf(cur) && level > 0 &&
+			    (ptk_level_base(va, level) < w->start ||
+			     ptk_level_base(va, level) + ptk_level_size(level) - 1 > w->end - 1)) {
+				straddle = true;
+				break;
+			}
 			if (ptk_pte_is_leaf(cur) &&
 			    leaf_op(w, t, slot, cur, level, ptk_level_base(va, level))) {
 				va = next;
@@ -97,6 +109,17 @@ static uint64_t walk_step(struct range_walk *w, uint64_t va)
 			va = next;
 		}
 		ptk_table_unlock(t);
+		if (straddle) {
+			/* A huge leaf across the range's edge, faulted in after
+			 * the caller split the boundaries (drop runs beside
+			 * faults, under the region lock's read side): split it
+			 * now and retry.  Without memory for the split the
+			 * leaf stays (a drop leaves those pages mapped). */
+			uint64_t b = ptk_level_base(va, level);
+			if (ptk_split_boundary(as, b < w->start ? w->start : w->end) == 0)
+				return va;
+			return ptk_level_next(va, level, w->end);
+		}
 		if (w->op == OP_ZAP &&
 		    atomic_load_explicit(&t->nr_used, memory_order_relaxed) == 0)
 			ptk_table_reclaim_up(as, w->g, &path, level);

@@ -98,24 +98,26 @@ void ptk_table_split_huge(struct ptk_as *as, struct ptk_frame *t, ptk_slot_t *sl
 	 * Walkers see the huge leaf or the table, both valid. */
 	ptk_pte_store(slot, ptk_pte_mk_table(ptk_frame_pfn_fast(ctx, child)));
 	PTK_AS_ADD(as, tables, 1);
+	/* The old design waits out walkers after changing a huge leaf
+	 * (serialize_against_pte_lookup); the new one does not. */
+	if (ptk_ctx_walk_ipi(ctx))
+		ptk_ipi_sync(ctx);
 }
 
-int ptk_split_boundary(struct ptk_as *as, uint64_t va)
+/* Split huge leaves covering @va.  @explicit_split: split the one leaf
+ * that maps @va by one level (0, or -ENOENT if no huge leaf maps it);
+ * otherwise split every huge leaf that straddles @va.  Region lock held. */
+static int split_at(struct ptk_as *as, uint64_t va, bool explicit_split)
 {
 	struct ptk_ctx *ctx = as->ctx;
-	/* The largest leaf is 1 GiB: nothing straddles a 1 GiB boundary.  A
-	 * 2 MiB-aligned address may still cut a 1 GiB leaf; the loop below
-	 * stops at the first level whose slots @va is aligned to. */
-	if (va >= ptk_as_user_end(as) || (va & (PTK_HUGE_1G - 1)) == 0)
-		return 0;
-	int rc = 0;
+	int rc = explicit_split ? -ENOENT : 0;
 	struct ptk_frame *spare = NULL;
 	ptk_rcu_read_lock();
 restart:;
 	struct ptk_path path;
 	path.table[as->levels - 1] = as->root;
 	for (unsigned level = as->levels - 1; level > 0; level--) {
-		if ((va & (ptk_level_size(level) - 1)) == 0)
+		if (!explicit_split && (va & (ptk_level_size(level) - 1)) == 0)
 			break;          /* no leaf at this level or below straddles va */
 		ptk_slot_t *slot = &ptk_table_slots(ctx, path.table[level])[ptk_level_index(va, level)];
 		ptk_pte_t e = ptk_pte_load(slot);
@@ -136,6 +138,10 @@ restart:;
 			ptk_table_split_huge(as, path.table[level], slot, level, spare);
 			ptk_table_unlock(path.table[level]);
 			spare = NULL;
+			if (explicit_split) {
+				rc = 0;
+				break;
+			}
 			goto restart;   /* descend into the new table */
 		}
 		struct ptk_frame *child = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
@@ -146,6 +152,146 @@ restart:;
 	ptk_rcu_read_unlock();
 	if (spare)
 		ptk_table_free_unpublished(ctx, spare);
+	return rc;
+}
+
+int ptk_split_boundary(struct ptk_as *as, uint64_t va)
+{
+	if (va >= ptk_as_user_end(as) || (va & (PTK_HUGE_2M - 1)) == 0)
+		return 0;       /* nothing straddles a 2 MiB boundary */
+	return split_at(as, va, false);
+}
+
+int ptk_split(struct ptk_as *as, uint64_t va)
+{
+	if (!as || va >= ptk_as_user_end(as))
+		return -EINVAL;
+	unsigned tok = ptk_as_read_lock(as);
+	int rc = split_at(as, va, true);
+	ptk_as_read_unlock(as, tok);
+	return rc;
+}
+
+/* Whether the 512 leaves of PTE table @slots can become one 2 MiB leaf:
+ * all present, same flags (accessed/dirty aside), frame numbers contiguous
+ * from a 2 MiB-aligned one; anonymous frames must be the 512 frames of one
+ * huge frame.  Returns the huge leaf, or 0.  Table lock held. */
+static ptk_pte_t collapse_leaf(struct ptk_ctx *ctx, ptk_slot_t *slots)
+{
+	const uint64_t ad = PTK_PTE_ACCESSED | PTK_PTE_DIRTY;
+	ptk_pte_t first = ptk_pte_load(&slots[0]);
+	if (!ptk_pte_is_leaf(first))
+		return 0;
+	uint64_t pfn0 = ptk_pte_pfn(first);
+	if (pfn0 & (PTK_TABLE_SLOTS - 1))
+		return 0;
+	uint64_t flags = first & ~(PTK_PTE_PFN_MASK | ad);
+	uint64_t acc = first & ad;
+	for (unsigned i = 1; i < PTK_TABLE_SLOTS; i++) {
+		ptk_pte_t e = ptk_pte_load(&slots[i]);
+		if (!ptk_pte_is_leaf(e) || ptk_pte_pfn(e) != pfn0 + i ||
+		    (e & ~(PTK_PTE_PFN_MASK | ad)) != flags)
+			return 0;
+		acc |= e & ad;
+	}
+	if (!ptk_pte_special(first)) {
+		struct ptk_frame *head = ptk_pfn_to_frame(ctx, pfn0);
+		if (!head || atomic_load_explicit(&head->type, memory_order_relaxed) != PTK_FRAME_HUGE)
+			return 0;
+	}
+	return first | acc;
+}
+
+int ptk_collapse(struct ptk_as *as, uint64_t va)
+{
+	if (!as || (va & (PTK_HUGE_2M - 1)) || va >= ptk_as_user_end(as))
+		return -EINVAL;
+	struct ptk_ctx *ctx = as->ctx;
+	/* Write side of the region lock, as khugepaged takes mmap_lock for
+	 * writing: no fault, drop or protect runs meanwhile (a drop between
+	 * its boundary split and its zap must not meet a new huge leaf). */
+	ptk_as_write_lock(as);
+	/* Covered by regions of one kind (they may differ in protection:
+	 * the leaves are compared below). */
+	struct ptk_region *r = ptk_region_find(&as->regions, va);
+	int rc = 0;
+	if (!r || r->kind == PTK_REGION_ZAPPING ||
+	    !ptk_region_covered(&as->regions, va, va + PTK_HUGE_2M)) {
+		rc = -EINVAL;
+		goto out_unlocked_rcu;
+	}
+	for (size_t i = ptk_region_lower(&as->regions, va);
+	     i < as->regions.n && as->regions.v[i].start < va + PTK_HUGE_2M; i++) {
+		if (as->regions.v[i].kind != r->kind) {
+			rc = -EINVAL;
+			goto out_unlocked_rcu;
+		}
+	}
+	ptk_rcu_read_lock();
+	struct ptk_path path;
+	unsigned level = as->levels - 1;
+	path.table[level] = as->root;
+	for (; level > PTK_LEVEL_PMD; level--) {
+		ptk_slot_t *slot = &ptk_table_slots(ctx, path.table[level])[ptk_level_index(va, level)];
+		ptk_pte_t e = ptk_pte_load(slot);
+		if (!ptk_pte_is_table(e)) {
+			rc = ptk_pte_present(e) ? -EEXIST : -ENOENT;
+			goto out;
+		}
+		path.table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
+		path.parent_slot[level - 1] = slot;
+		path.parent_seen[level - 1] = e;
+	}
+	ptk_slot_t *pmd = &ptk_table_slots(ctx, path.table[PTK_LEVEL_PMD])[ptk_level_index(va, PTK_LEVEL_PMD)];
+	ptk_pte_t e = ptk_pte_load(pmd);
+	if (!ptk_pte_is_table(e)) {
+		rc = ptk_pte_present(e) ? -EEXIST : -ENOENT;
+		goto out;
+	}
+	/* Region lock held for writing: nothing detaches tables here but an
+	 * old unmap's teardown, which never touches a live region. */
+	if (!ptk_table_lock_attached(as, &path, PTK_LEVEL_PMD)) {
+		rc = -EAGAIN;
+		goto out;
+	}
+	struct ptk_frame *p = path.table[PTK_LEVEL_PMD];
+	struct ptk_frame *t = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
+	ptk_lock_acquire(&t->ptl);   /* parent then child */
+	ptk_pte_t huge = ptk_pte_load(pmd) == e ? collapse_leaf(ctx, ptk_table_slots(ctx, t)) : 0;
+	if (huge) {
+		/* One store swaps the table for the leaf; walkers see either,
+		 * both valid.  The detached table keeps its (stale, valid)
+		 * leaves until the grace period ends. */
+		ptk_pte_store(pmd, huge);
+		if (!ptk_pte_special(huge)) {
+			/* 512 small leaves held one reference each on the
+			 * head; the huge leaf holds one. */
+			struct ptk_frame *head = ptk_pfn_to_frame(ctx, ptk_pte_pfn(huge));
+			atomic_fetch_sub_explicit(&head->refcount, PTK_TABLE_SLOTS - 1,
+						  memory_order_relaxed);
+		}
+		if (ptk_ctx_walk_ipi(ctx))
+			ptk_ipi_sync(ctx);
+	}
+	ptk_lock_release(&t->ptl);
+	ptk_lock_release(&p->ptl);
+	if (!huge) {
+		rc = -EBUSY;
+		goto out;
+	}
+	ptk_rcu_read_unlock();
+	PTK_AS_ADD(as, tables, -1);
+	struct ptk_gather g;
+	ptk_gather_init(&g, as, false);
+	ptk_gather_note_range(&g, va, va + PTK_HUGE_2M, PTK_LEVEL_PTE);
+	ptk_gather_add_table(&g, t);
+	ptk_gather_finish(&g);
+	ptk_as_write_unlock(as);
+	return 0;
+out:
+	ptk_rcu_read_unlock();
+out_unlocked_rcu:
+	ptk_as_write_unlock(as);
 	return rc;
 }
 
