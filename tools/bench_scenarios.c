@@ -12,3 +12,11 @@ const struct bench_scenario *const bench_scenarios[] = {
 	&bench_fault_anon,
 	NULL,
 };
+
+/* The default suite: `ptkit bench` without scenario names (the README's
+ * main command).  Sized to finish in about two minutes on a 2-core machine. */
+const char *const bench_default_suite[] = {
+	"fault-anon",
+	NULL,
+};
+const unsigned bench_default_repeat = 3;
