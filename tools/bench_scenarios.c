@@ -7,9 +7,13 @@
 #include "bench.h"
 
 extern const struct bench_scenario bench_fault_anon;
+extern const struct bench_scenario bench_peers;
+extern const struct bench_scenario bench_replay;
 
 const struct bench_scenario *const bench_scenarios[] = {
 	&bench_fault_anon,
+	&bench_peers,
+	&bench_replay,
 	NULL,
 };
 
@@ -17,6 +21,8 @@ const struct bench_scenario *const bench_scenarios[] = {
  * main command).  Sized to finish in about two minutes on a 2-core machine. */
 const char *const bench_default_suite[] = {
 	"fault-anon",
+	"peers",
+	"replay",
 	NULL,
 };
 const unsigned bench_default_repeat = 3;
