@@ -33,7 +33,9 @@
  *   insert, remove (ns per page, one thread, ascending inserts and
  *                  descending removes of the whole set, one page at a time)
  *   bytes/page     memory of the structure per mapped page
- * Comparisons: ptkit against each peer for each of them.
+ * Comparisons: ptkit against each peer for each of them, and ptkit-walk
+ * against raw-walk (what the read-side section costs over no
+ * synchronisation at all).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -740,21 +742,29 @@ static int run_peers(const struct bench_params *bp)
 		}
 		ops->destroy(&p);
 	}
-	/* ptkit against each peer, at every point. */
-	for (size_t k = 1; k < NPEERS; k++) {
-		const char *b = peer_list[k].name;
+	/* ptkit against each peer, at every point; and the batched walk
+	 * against the raw walk of the same tables (the price of RCU). */
+	static const char *const pairs[][2] = {
+		{ "ptkit", "rwlock-radix" }, { "ptkit", "urcu-lfht" },
+#ifdef PTKIT_HAVE_UCX
+		{ "ptkit", "ucx-pgtable" },
+#endif
+		{ "ptkit-walk", "raw-walk" },
+	};
+	for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++) {
+		const char *a = pairs[k][0], *b = pairs[k][1];
 		snprintf(params, sizeof(params), "pages=%zu", s.n);
-		if (peer_list[k].bytes) {
-			bench_compare(SCN, "insert", params, "ptkit", b, "lower");
-			bench_compare(SCN, "remove", params, "ptkit", b, "lower");
-			bench_compare(SCN, "bytes/page", params, "ptkit", b, "lower");
+		if (!strcmp(a, "ptkit")) {
+			bench_compare(SCN, "insert", params, a, b, "lower");
+			bench_compare(SCN, "remove", params, a, b, "lower");
+			bench_compare(SCN, "bytes/page", params, a, b, "lower");
 		}
 		for (unsigned t = 1; t <= maxt; t *= 2)
 			for (int wr = 0; wr < 2; wr++) {
 				snprintf(params, sizeof(params), "threads=%u,writer=%d", t, wr);
-				bench_compare(SCN, "lookups/s", params, "ptkit", b, "higher");
+				bench_compare(SCN, "lookups/s", params, a, b, "higher");
 				if (wr)
-					bench_compare(SCN, "writer ops/s", params, "ptkit", b, "higher");
+					bench_compare(SCN, "writer ops/s", params, a, b, "higher");
 			}
 	}
 	free_set(&s);
