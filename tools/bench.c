@@ -427,6 +427,7 @@ void bench_usage(FILE *f)
 "      --json          machine-readable output (schema ptkit-bench/1)\n"
 "      --csv           CSV output\n"
 "  -o, --output FILE   write the results to FILE instead of stdout\n"
+"      --save FILE     also write the JSON results to FILE (for ptkit plot)\n"
 "\n"
 "Exit status: 0 success, 1 a scenario failed, 2 bad usage.\n"
 "JSON schema: docs/bench-schema.md.  Plots: ptkit plot RESULTS.json.\n");
@@ -455,7 +456,7 @@ int bench_main(int argc, char **argv)
 {
 	struct bench_params p = { .repeat = 5, .seed = (uint64_t)time(NULL) };
 	enum { TEXT, JSON, CSV } fmt = TEXT;
-	const char *output = NULL;
+	const char *output = NULL, *save = NULL;
 	static const struct option opts[] = {
 		{ "list", no_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
@@ -468,6 +469,7 @@ int bench_main(int argc, char **argv)
 		{ "csv", no_argument, NULL, 'c' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "save", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -529,6 +531,7 @@ int bench_main(int argc, char **argv)
 		case 'j': fmt = JSON; break;
 		case 'c': fmt = CSV; break;
 		case 'o': output = optarg; break;
+		case 'J': save = optarg; break;
 		case 'h': bench_usage(stdout); return 0;
 		default: bench_usage(stderr); return 2;
 		}
@@ -560,9 +563,13 @@ int bench_main(int argc, char **argv)
 		if (!all && !explicit_repeat)
 			p.repeat = bench_default_repeat;
 	}
-	FILE *out = stdout;
+	FILE *out = stdout, *saved = NULL;
 	if (output && !(out = fopen(output, "w"))) {
 		fprintf(stderr, "ptkit bench: cannot write '%s': %s\n", output, strerror(errno));
+		return 1;
+	}
+	if (save && !(saved = fopen(save, "w"))) {
+		fprintf(stderr, "ptkit bench: cannot write '%s': %s\n", save, strerror(errno));
 		return 1;
 	}
 	progress_tty = isatty(2);
@@ -591,5 +598,9 @@ int bench_main(int argc, char **argv)
 		print_text(out, &p);
 	if (out != stdout)
 		fclose(out);
+	if (saved) {
+		print_json(saved, &p);
+		fclose(saved);
+	}
 	return status;
 }

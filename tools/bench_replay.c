@@ -61,8 +61,7 @@ static int run_replay(const struct bench_params *p)
 				rc = trace_replay_copies(&t, ctx, copies, &st);
 				busy += st.seconds;
 				sum.faults += st.faults;
-				if (st.peak_table_bytes > sum.peak_table_bytes)
-					sum.peak_table_bytes = st.peak_table_bytes;
+				sum.peak_table_bytes = st.peak_table_bytes;
 				rounds++;
 			} while (!rc && bench_now() - start < target);
 			ptk_ctx_destroy(ctx);

@@ -424,16 +424,28 @@ static unsigned region_prot(struct ptk_as *as, uint64_t va, unsigned dflt)
 	return ptk_region_query(as, va, &ri) == 0 ? ri.prot : dflt;
 }
 
-static void sample_pool(struct replayer *r)
+/* Page-table bytes and resident frames of the live spaces of this replay
+ * (exact: counted per space, so tables still waiting for a grace period
+ * and other replays in the same pool are not included). */
+static void sample_spaces(struct replayer *r, uint32_t nslots)
 {
-	struct ptk_pool_stats ps;
-	ptk_pool_stats(r->ctx, &ps);
-	uint64_t tb = ps.in_use[PTK_FRAME_TABLE] * PAGE;
-	uint64_t df = ps.in_use[PTK_FRAME_DATA] + ps.in_use[PTK_FRAME_HUGE] + ps.in_use[PTK_FRAME_HUGE_TAIL];
+	uint64_t tb = 0, rss = 0;
+	for (uint32_t i = 0; i < nslots; i++) {
+		struct rspace *s = r->sp[i];
+		bool dup = false;
+		for (uint32_t j = 0; j < i && s && !dup; j++)
+			dup = r->sp[j] == s;
+		if (!s || dup)
+			continue;
+		struct ptk_as_stats st;
+		ptk_as_stats(s->as, &st);
+		tb += st.table_bytes;
+		rss += st.rss_frames;
+	}
 	if (tb > r->st->peak_table_bytes)
 		r->st->peak_table_bytes = tb;
-	if (df > r->st->peak_data_frames)
-		r->st->peak_data_frames = df;
+	if (rss > r->st->peak_data_frames)
+		r->st->peak_data_frames = rss;
 }
 
 static int map_fixed(struct replayer *r, struct ptk_as *as, uint64_t va, uint64_t len,
@@ -464,13 +476,14 @@ int trace_replay(const struct trace *t, struct ptk_ctx *ctx, struct replay_stats
 		struct rspace **slot = &r.sp[e->slot];
 		st->events++;
 		if (e->op == TR_EXIT) {
+			sample_spaces(&r, t->nslots);
 			space_put(&r, *slot);
 			*slot = NULL;
 			st->exits++;
 			continue;
 		}
 		if (e->op == TR_EXEC) {
-			sample_pool(&r);
+			sample_spaces(&r, t->nslots);
 			space_put(&r, *slot);
 			*slot = space_new(&r, &rc);
 			st->execs++;
@@ -564,9 +577,9 @@ int trace_replay(const struct trace *t, struct ptk_ctx *ctx, struct replay_stats
 			break;
 		}
 		if ((i & 63) == 0)
-			sample_pool(&r);
+			sample_spaces(&r, t->nslots);
 	}
-	sample_pool(&r);
+	sample_spaces(&r, t->nslots);
 	for (uint32_t i = 0; i < t->nslots; i++) {
 		space_put(&r, r.sp[i]);
 		r.sp[i] = NULL;
@@ -643,10 +656,8 @@ int trace_replay_copies(const struct trace *t, struct ptk_ctx *ctx, unsigned cop
 		st->faults_refused += s->faults_refused;
 		st->op_refused += s->op_refused;
 		st->peak_spaces += s->peak_spaces;
-		if (s->peak_table_bytes > st->peak_table_bytes)
-			st->peak_table_bytes = s->peak_table_bytes;
-		if (s->peak_data_frames > st->peak_data_frames)
-			st->peak_data_frames = s->peak_data_frames;
+		st->peak_table_bytes += s->peak_table_bytes;
+		st->peak_data_frames += s->peak_data_frames;
 	}
 	st->seconds = bench_now() - t0;
 	pthread_barrier_destroy(&start);
@@ -702,7 +713,9 @@ void replay_usage(FILE *f)
 "\n"
 "  -c, --copies N    run N copies of each trace at once, one thread each\n"
 "                    (a build farm of short-lived processes; default 1)\n"
-"  -r, --repeat N    replay N times and report the median time (default 1)\n"
+"  -r, --repeat N    replay N times in one pool and report the median time\n"
+"                    (default 3; the first run in a fresh pool also pays the\n"
+"                    host's own faults on the pool's memory)\n"
 "  -l, --list        list the shipped traces\n"
 "\n"
 "Fork copies the region layout, not the contents; file mappings are replayed\n"
@@ -747,7 +760,7 @@ static int list_shipped(void)
 
 int replay_main(int argc, char **argv)
 {
-	unsigned copies = 1, repeat = 1;
+	unsigned copies = 1, repeat = 3;
 	static const struct option opts[] = {
 		{ "copies", required_argument, NULL, 'c' },
 		{ "repeat", required_argument, NULL, 'r' },
@@ -816,9 +829,9 @@ int replay_main(int argc, char **argv)
 		ptk_pool_stats(ctx, &ps);
 		bool clean = ps.free == ps.capacity;
 		printf("trace %s: %s\n", path, *t.command ? t.command : "(no command recorded)");
-		printf("  %u events, %u processes, %s; %u cop%s%s\n", t.nev, t.nslots,
-		       t.has_faults ? "with page faults" : "no page faults recorded",
-		       copies, copies == 1 ? "y" : "ies at once", repeat > 1 ? ", median of repeats" : "");
+		printf("  %u events, %u processes, %s; %u cop%s; counts of the last run, median time of %u\n",
+		       t.nev, t.nslots, t.has_faults ? "with page faults" : "no page faults recorded",
+		       copies, copies == 1 ? "y" : "ies at once", repeat);
 		if (rc) {
 			fprintf(stderr, "ptkit replay: %s: replay failed: %s\n", path, strerror(-rc));
 			status = 1;
@@ -835,8 +848,8 @@ int replay_main(int argc, char **argv)
 		printf("  %-36s %14" PRIu64 "\n", "faults replayed", st.faults);
 		printf("  %-36s %14" PRIu64 "\n", "faults refused (no mapping/prot)", st.faults_refused);
 		printf("  %-36s %14" PRIu64 "\n", "operations refused", st.op_refused);
-		printf("  %-36s %14" PRIu64 "\n", "peak page-table bytes (pool)", st.peak_table_bytes);
-		printf("  %-36s %14" PRIu64 "\n", "peak data frames (4 KiB, pool)", st.peak_data_frames);
+		printf("  %-36s %14" PRIu64 "\n", "peak page-table bytes, live spaces", st.peak_table_bytes);
+		printf("  %-36s %14" PRIu64 "\n", "peak resident frames (4 KiB)", st.peak_data_frames);
 		printf("  %-36s %14.3f\n", "time (ms)", med * 1e3);
 		printf("  %-36s %14.0f\n", "faults per second", st.faults / (med > 0 ? med : 1));
 		printf("  frame accounting: %s\n", clean ? "every frame is back in the pool" : "FAILED");

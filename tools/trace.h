@@ -70,8 +70,8 @@ struct replay_stats {
 	uint64_t faults, faults_refused; /* handled / refused by ptkit (-EFAULT, -EACCES) */
 	uint64_t op_refused;             /* map/unmap/protect/... that ptkit refused */
 	uint64_t peak_spaces;            /* live at once */
-	uint64_t peak_table_bytes;       /* page-table pages in the pool, peak */
-	uint64_t peak_data_frames;       /* data frames in the pool, peak */
+	uint64_t peak_table_bytes;       /* page-table bytes of the live spaces, peak */
+	uint64_t peak_data_frames;       /* resident frames of the live spaces, peak */
 	double seconds;
 };
 
@@ -82,7 +82,8 @@ struct replay_stats {
 int trace_replay(const struct trace *t, struct ptk_ctx *ctx, struct replay_stats *st);
 
 /* Run @copies replays of @t concurrently (one thread each) in @ctx; fills
- * @st with the sums (peaks: of the pool, seconds: wall time of the whole). */
+ * @st with the sums (peaks: the sum of each copy's peak; seconds: wall
+ * time of the whole). */
 int trace_replay_copies(const struct trace *t, struct ptk_ctx *ctx, unsigned copies,
 			struct replay_stats *st);
 
