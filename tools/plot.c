@@ -291,7 +291,20 @@ static void key_without_threads(const char *key, char *out, size_t len)
 	free(copy);
 }
 
-struct point { const char *series; double x, med, min, max; };
+struct point { const char *series; double x, med, min, max; int design, rest; };
+
+/* Index of @s in @v (adding it), for colours by design and dash types by
+ * the other parameters. */
+static int intern(const char **v, int *n, const char *s)
+{
+	for (int i = 0; i < *n; i++)
+		if (!strcmp(v[i], s))
+			return i;
+	if (*n == 64)
+		return 63;
+	v[*n] = s;
+	return (*n)++;
+}
 
 static int cmp_point(const void *a, const void *b)
 {
@@ -322,6 +335,9 @@ static int plot_scaling(const struct jval *meas, const struct opts *o, int *made
 		/* collect its points */
 		struct point *pts = calloc(meas->n, sizeof(*pts));
 		char **names = calloc(meas->n, sizeof(char *));
+		char **rests = calloc(meas->n, sizeof(char *));
+		const char *dv[64], *rv[64];
+		int nd = 0, nr = 0;
 		size_t np = 0;
 		double tmin = INFINITY, tmax = -INFINITY;
 		const char *unit = jstr(m, "unit") ? jstr(m, "unit") : "";
@@ -341,7 +357,10 @@ static int plot_scaling(const struct jval *meas, const struct opts *o, int *made
 			snprintf(name, sizeof(name), "%s%s%s", jstr(q, "design") ? jstr(q, "design") : "?",
 				 *rest ? " " : "", rest);
 			names[np] = strdup(name);
-			pts[np] = (struct point){ names[np], t, med, mn, mx };
+			rests[np] = strdup(rest);
+			pts[np] = (struct point){ names[np], t, med, mn, mx,
+						  intern(dv, &nd, jstr(q, "design") ? jstr(q, "design") : "?"),
+						  intern(rv, &nr, rests[np]) };
 			np++;
 			tmin = t < tmin ? t : tmin;
 			tmax = t > tmax ? t : tmax;
@@ -359,20 +378,28 @@ static int plot_scaling(const struct jval *meas, const struct opts *o, int *made
 				fprintf(stderr, "ptkit plot: cannot write in '%s': %s\n", o->dir, strerror(errno));
 				if (d) fclose(d);
 				if (g) fclose(g);
-				for (size_t j = 0; j < np; j++) free(names[j]);
+				for (size_t j = 0; j < np; j++) {
+					free(names[j]);
+					free(rests[j]);
+				}
 				free(names);
+				free(rests);
 				free(pts);
 				return 1;
 			}
 			/* one data block per series, separated by two blank lines */
 			size_t nseries = 0;
 			const char *series[64];
+			int sdesign[64], srest[64];
 			for (size_t j = 0; j < np; j++) {
 				if (j == 0 || strcmp(pts[j].series, pts[j - 1].series)) {
 					if (j)
 						fputs("\n\n", d);
-					if (nseries < 64)
+					if (nseries < 64) {
+						sdesign[nseries] = pts[j].design;
+						srest[nseries] = pts[j].rest;
 						series[nseries++] = pts[j].series;
+					}
 				}
 				fprintf(d, "%g %g %g %g\n", pts[j].x, pts[j].med, pts[j].min, pts[j].max);
 			}
@@ -394,7 +421,8 @@ static int plot_scaling(const struct jval *meas, const struct opts *o, int *made
 			for (size_t k = 0; k < nseries; k++) {
 				fprintf(g, "%s", k ? ", \\\n     " : "");
 				gp_quote(g, dat);
-				fprintf(g, " index %zu using 1:2:3:4 with yerrorlines lw 2 title ", k);
+				fprintf(g, " index %zu using 1:2:3:4 with yerrorlines lw 2 lc %d dt %d pt %d title ",
+					k, sdesign[k] + 1, srest[k] + 1, sdesign[k] + 1);
 				gp_quote(g, series[k]);
 			}
 			fputc('\n', g);
@@ -403,8 +431,12 @@ static int plot_scaling(const struct jval *meas, const struct opts *o, int *made
 			if (rc) {
 				fprintf(stderr, "ptkit plot: gnuplot failed on %s (%s)\n", gp,
 					rc == 127 ? "gnuplot not installed: scripts/deps.sh lab" : "see its message");
-				for (size_t j = 0; j < np; j++) free(names[j]);
+				for (size_t j = 0; j < np; j++) {
+					free(names[j]);
+					free(rests[j]);
+				}
 				free(names);
+				free(rests);
 				free(pts);
 				return 1;
 			}
@@ -415,9 +447,12 @@ static int plot_scaling(const struct jval *meas, const struct opts *o, int *made
 				unlink(gp);
 			}
 		}
-		for (size_t j = 0; j < np; j++)
+		for (size_t j = 0; j < np; j++) {
 			free(names[j]);
+			free(rests[j]);
+		}
 		free(names);
+		free(rests);
 		free(pts);
 	}
 	return 0;
