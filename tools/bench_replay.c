@@ -59,7 +59,7 @@ static int run_replay(const struct bench_params *p)
 			do {
 				struct replay_stats st;
 				bench_progress("%s x%u, round %u", traces[k], copies, rounds + 1);
-				rc = trace_replay_copies(&t, ctx, copies, &st);
+				rc = trace_replay_copies(&t, ctx, copies, 0, &st);
 				busy += st.seconds;
 				sum.faults += st.faults;
 				sum.peak_table_bytes = st.peak_table_bytes;

@@ -6,6 +6,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -593,74 +595,81 @@ int trace_replay(const struct trace *t, struct ptk_ctx *ctx, struct replay_stats
 struct copy_arg {
 	const struct trace *t;
 	struct ptk_ctx *ctx;
+	unsigned first, step, copies;   /* copies first, first + step, ... */
 	struct replay_stats st;
-	pthread_barrier_t *start;
+	_Atomic int *go;
 	int rc;
 };
+
+static void add_stats(struct replay_stats *st, const struct replay_stats *s)
+{
+	st->events += s->events;
+	st->spaces += s->spaces;
+	st->maps += s->maps;
+	st->unmaps += s->unmaps;
+	st->protects += s->protects;
+	st->drops += s->drops;
+	st->brks += s->brks;
+	st->remaps += s->remaps;
+	st->forks += s->forks;
+	st->execs += s->execs;
+	st->exits += s->exits;
+	st->faults += s->faults;
+	st->faults_refused += s->faults_refused;
+	st->op_refused += s->op_refused;
+	st->peak_spaces += s->peak_spaces;
+	st->peak_table_bytes += s->peak_table_bytes;
+	st->peak_data_frames += s->peak_data_frames;
+}
 
 static void *copy_worker(void *p)
 {
 	struct copy_arg *a = p;
 	ptk_thread_register();
-	pthread_barrier_wait(a->start);
-	a->rc = trace_replay(a->t, a->ctx, &a->st);
+	while (!atomic_load(a->go))
+		sched_yield();
+	for (unsigned c = a->first; c < a->copies && !a->rc && atomic_load(a->go) > 0; c += a->step) {
+		struct replay_stats one = { 0 };
+		a->rc = trace_replay(a->t, a->ctx, &one);
+		add_stats(&a->st, &one);
+	}
+	ptk_thread_unregister();
 	return NULL;
 }
 
 int trace_replay_copies(const struct trace *t, struct ptk_ctx *ctx, unsigned copies,
-			struct replay_stats *st)
+			unsigned threads, struct replay_stats *st)
 {
-	struct copy_arg *a = calloc(copies, sizeof(*a));
-	pthread_t *tid = calloc(copies, sizeof(*tid));
-	pthread_barrier_t start;
+	if (!threads || threads > copies)
+		threads = copies;
+	struct copy_arg *a = calloc(threads, sizeof(*a));
+	pthread_t *tid = calloc(threads, sizeof(*tid));
+	_Atomic int go = 0;
 	if (!a || !tid) {
 		free(a);
 		free(tid);
 		return -ENOMEM;
 	}
-	pthread_barrier_init(&start, NULL, copies + 1);
 	unsigned started = 0;
 	int rc = 0;
-	for (; started < copies; started++) {
-		a[started] = (struct copy_arg){ .t = t, .ctx = ctx, .start = &start };
+	for (; started < threads; started++) {
+		a[started] = (struct copy_arg){ .t = t, .ctx = ctx, .first = started, .step = threads,
+						.copies = copies, .go = &go };
 		if (pthread_create(&tid[started], NULL, copy_worker, &a[started])) {
 			rc = -EAGAIN;
 			break;
 		}
 	}
-	if (rc) {
-		/* The started threads wait on a barrier that can no longer fill. */
-		fprintf(stderr, "ptkit replay: cannot start %u threads\n", copies);
-		exit(1);
-	}
 	memset(st, 0, sizeof(*st));
 	double t0 = bench_now();
-	pthread_barrier_wait(&start);
-	for (unsigned i = 0; i < copies; i++) {
+	atomic_store(&go, rc ? -1 : 1);       /* -1: start, replay nothing */
+	for (unsigned i = 0; i < started; i++) {
 		pthread_join(tid[i], NULL);
-		struct replay_stats *s = &a[i].st;
 		if (a[i].rc && !rc)
 			rc = a[i].rc;
-		st->events += s->events;
-		st->spaces += s->spaces;
-		st->maps += s->maps;
-		st->unmaps += s->unmaps;
-		st->protects += s->protects;
-		st->drops += s->drops;
-		st->brks += s->brks;
-		st->remaps += s->remaps;
-		st->forks += s->forks;
-		st->execs += s->execs;
-		st->exits += s->exits;
-		st->faults += s->faults;
-		st->faults_refused += s->faults_refused;
-		st->op_refused += s->op_refused;
-		st->peak_spaces += s->peak_spaces;
-		st->peak_table_bytes += s->peak_table_bytes;
-		st->peak_data_frames += s->peak_data_frames;
+		add_stats(st, &a[i].st);
 	}
 	st->seconds = bench_now() - t0;
-	pthread_barrier_destroy(&start);
 	free(a);
 	free(tid);
 	return rc;
@@ -702,7 +711,7 @@ const char *trace_shipped_dir(void)
 void replay_usage(FILE *f)
 {
 	fprintf(f,
-"usage: ptkit replay [--copies N] [--repeat N] TRACE...\n"
+"usage: ptkit replay [--copies N] [--threads N] [--repeat N] TRACE...\n"
 "\n"
 "Replays address-space traces (recorded by `ptkit trace record`, format in\n"
 "docs/trace-format.md) on ptkit address spaces: one address space per\n"
@@ -711,8 +720,9 @@ void replay_usage(FILE *f)
 "faults handled, page-table bytes and data frames at the peak, and time.\n"
 "A TRACE that is not a path names a shipped trace (e.g. cc, python3).\n"
 "\n"
-"  -c, --copies N    run N copies of each trace at once, one thread each\n"
-"                    (a build farm of short-lived processes; default 1)\n"
+"  -c, --copies N    run N copies of each trace at once (a build farm of\n"
+"                    short-lived processes; default 1)\n"
+"  -t, --threads N   threads running the copies (default: one per copy)\n"
 "  -r, --repeat N    replay N times in one pool and report the median time\n"
 "                    (default 3; the first run in a fresh pool also pays the\n"
 "                    host's own faults on the pool's memory)\n"
@@ -760,9 +770,10 @@ static int list_shipped(void)
 
 int replay_main(int argc, char **argv)
 {
-	unsigned copies = 1, repeat = 3;
+	unsigned copies = 1, repeat = 3, threads = 0;
 	static const struct option opts[] = {
 		{ "copies", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -771,12 +782,19 @@ int replay_main(int argc, char **argv)
 	int c;
 	char *end;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:r:lh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:t:r:lh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			copies = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || !copies || copies > 256) {
 				fprintf(stderr, "ptkit replay: --copies: '%s' is not in [1, 256]\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			threads = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !threads || threads > 256) {
+				fprintf(stderr, "ptkit replay: --threads: '%s' is not in [1, 256]\n", optarg);
 				return 2;
 			}
 			break;
@@ -819,7 +837,7 @@ int replay_main(int argc, char **argv)
 		struct replay_stats st = { 0 };
 		double *secs = calloc(repeat, sizeof(double));
 		for (unsigned r = 0; r < repeat && !rc; r++) {
-			rc = trace_replay_copies(&t, ctx, copies, &st);
+			rc = trace_replay_copies(&t, ctx, copies, threads, &st);
 			secs[r] = st.seconds;
 		}
 		double med = bench_median(secs, repeat);

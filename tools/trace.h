@@ -81,11 +81,12 @@ struct replay_stats {
  * run in one context at once. */
 int trace_replay(const struct trace *t, struct ptk_ctx *ctx, struct replay_stats *st);
 
-/* Run @copies replays of @t concurrently (one thread each) in @ctx; fills
- * @st with the sums (peaks: the sum of each copy's peak; seconds: wall
- * time of the whole). */
+/* Run @copies replays of @t in @ctx on @threads threads (0: one per copy),
+ * all starting together; fills @st with the sums (peaks: the sum of each
+ * copy's peak; seconds: wall time of the whole).  Returns 0, the first
+ * replay's error, or -EAGAIN if the threads could not be started. */
 int trace_replay_copies(const struct trace *t, struct ptk_ctx *ctx, unsigned copies,
-			struct replay_stats *st);
+			unsigned threads, struct replay_stats *st);
 
 /* Pool size that fits @copies concurrent replays of @t. */
 uint64_t trace_pool_bytes(const struct trace *t, unsigned copies);

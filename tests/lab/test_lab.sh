@@ -89,10 +89,11 @@ fi
 
 # ---- the shipped traces ---------------------------------------------------------
 for t in cc python3; do
-  if "$ptkit" replay --repeat 1 --copies 2 "$t" >"$work/out" 2>"$work/err" &&
+  if "$ptkit" replay --repeat 1 --copies 3 --threads 2 "$t" >"$work/out" 2>"$work/err" &&
+     grep -qE "^  execs +$(( $(grep -c ' exec$' "$PTKIT_TRACES/$t.trace") * 3 ))\$" "$work/out" &&
      grep -qE "^  faults refused \(no mapping/prot\) +0$" "$work/out" &&
      grep -q "every frame is back in the pool" "$work/out"; then
-    ok "shipped trace $t: 2 copies, every fault mapped, frames back"
+    ok "shipped trace $t: 3 copies on 2 threads, every fault mapped, frames back"
   else
     bad "shipped trace $t: $(cat "$work/err") $(grep -E 'refused|accounting' "$work/out")"
   fi
