@@ -685,7 +685,8 @@ int trace_main(int argc, char **argv)
 		nfaults = parse_faults(faults_path);
 	}
 	if (!rc) {
-		qsort(ev, nev, sizeof(*ev), cmp_ev);
+		if (nev)
+			qsort(ev, nev, sizeof(*ev), cmp_ev);
 		model();
 		FILE *f = fopen(output, "w");
 		if (!f) {
@@ -719,6 +720,11 @@ int trace_main(int argc, char **argv)
 			}
 			if (fclose(f)) {
 				fprintf(stderr, "ptkit trace record: writing '%s' failed\n", output);
+				rc = 1;
+			} else if (!written) {
+				fprintf(stderr, "ptkit trace record: nothing was recorded (the command exited "
+					"with status %d before it ran: is it a program?)\n", status);
+				unlink(output);
 				rc = 1;
 			} else {
 				fprintf(stderr, "ptkit trace record: %s: %zu events (%zu faults, %zu inferred "

@@ -184,6 +184,8 @@ if command -v strace >/dev/null; then
   else
     bad "trace record: $(cat "$work/err")"
   fi
+  expect_error "trace record of a missing program" 1 "nothing was recorded" -- \
+    "$ptkit" trace record --no-faults -o "$work/none.trace" -- "$work/no-such-program"
 else
   echo "skip trace record (strace not installed)"
 fi
