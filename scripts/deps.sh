@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Install what ptkit needs on Debian 12, if missing.  Safe to run twice.
-# Usage: scripts/deps.sh [lab|test]
+# Usage: scripts/deps.sh [lab|test|record]
+#   lab     the lab: plots (gnuplot), the UCX peer of `ptkit bench peers`
+#   test    the test suite
+#   record  `ptkit trace record` (strace; perf for page faults); replaying
+#           traces needs neither
 set -euo pipefail
 want=(meson ninja-build pkg-config gcc libc6-dev liburcu-dev)
 case "${1:-test}" in
   test) want+=(libcmocka-dev clang libtsan2 libasan8 libubsan1 spin) ;;
-  lab)  want+=(gnuplot-nox) ;;
+  lab)  want+=(gnuplot-nox libucx-dev) ;;
+  record) want+=(strace linux-perf) ;;
 esac
 missing=()
 for p in "${want[@]}"; do

@@ -30,6 +30,7 @@ static struct comparison *cmps;
 static unsigned ncmps, capcmps;
 static bool progress_tty;
 static const char *current_scenario;
+static char command_line[1024];         /* for the JSON header */
 
 double bench_now(void)
 {
@@ -173,7 +174,42 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* "k=v,k=v" as a JSON object; numeric values stay numbers. */
+/* Whether @s is a JSON number in the narrow form the schema allows for
+ * parameter values: an optional minus, digits, optionally a fraction.  No
+ * exponent, no leading '+', no "inf"/"nan", no unit suffix ("64M" stays a
+ * string).  docs/bench-schema.md states this rule. */
+static bool json_plain_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!(*s >= '0' && *s <= '9'))
+		return false;
+	if (*s == '0' && s[1] >= '0' && s[1] <= '9')
+		return false;               /* leading zero: not JSON */
+	while (*s >= '0' && *s <= '9')
+		s++;
+	if (*s == '.') {
+		s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == 0;
+}
+
+/* A double as JSON: finite values with 6 significant digits, null
+ * otherwise (JSON has no NaN or infinity). */
+static void json_num(FILE *f, double v)
+{
+	if (isfinite(v))
+		fprintf(f, "%.6g", v);
+	else
+		fputs("null", f);
+}
+
+/* "k=v,k=v" as a JSON object: plain decimal values become numbers, every
+ * other value a string; keys in the order the scenario wrote them. */
 static void json_params(FILE *f, const char *params)
 {
 	fputc('{', f);
@@ -188,9 +224,7 @@ static void json_params(FILE *f, const char *params)
 		first = false;
 		json_str(f, kv);
 		fputs(": ", f);
-		char *end;
-		strtod(eq + 1, &end);
-		if (*(eq + 1) && !*end)
+		if (json_plain_number(eq + 1))
 			fputs(eq + 1, f);
 		else
 			json_str(f, eq + 1);
@@ -199,15 +233,36 @@ static void json_params(FILE *f, const char *params)
 	fputc('}', f);
 }
 
+static void json_opt_u64(FILE *f, const char *key, uint64_t v)
+{
+	fprintf(f, ", ");
+	json_str(f, key);
+	if (v)
+		fprintf(f, ": %" PRIu64, v);
+	else
+		fputs(": null", f);
+}
+
+/* Schema "ptkit-bench/1": see docs/bench-schema.md (keep them in step). */
 static void print_json(FILE *f, const struct bench_params *p)
 {
 	char date[32];
 	time_t t = time(NULL);
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 	fprintf(f, "{\n  \"schema\": \"ptkit-bench/1\",\n  \"date\": \"%s\",\n", date);
-	fprintf(f, "  \"cpus\": %ld,\n  \"repeat\": %u,\n  \"seed\": %" PRIu64 ",\n",
+	fputs("  \"command\": ", f);
+	json_str(f, command_line);
+	fprintf(f, ",\n  \"cpus\": %ld,\n  \"repeat\": %u,\n  \"seed\": %" PRIu64 ",\n",
 		sysconf(_SC_NPROCESSORS_ONLN), p->repeat, p->seed);
-	fputs("  \"measurements\": [\n", f);
+	fprintf(f, "  \"options\": {\"quick\": %s", p->quick ? "true" : "false");
+	json_opt_u64(f, "threads", p->threads);
+	json_opt_u64(f, "size", p->size);
+	fputs(", \"seconds\": ", f);
+	if (p->seconds > 0)
+		json_num(f, p->seconds);
+	else
+		fputs("null", f);
+	fputs("},\n  \"measurements\": [\n", f);
 	for (unsigned i = 0; i < nmeas; i++) {
 		struct stats s = stats_of(&meas[i]);
 		fputs("    {\"scenario\": ", f);
@@ -216,12 +271,19 @@ static void print_json(FILE *f, const struct bench_params *p)
 		json_str(f, meas[i].design);
 		fputs(", \"params\": ", f);
 		json_params(f, meas[i].params);
+		fputs(", \"params_key\": ", f);
+		json_str(f, meas[i].params);
 		fputs(", \"metric\": ", f);
 		json_str(f, meas[i].metric);
 		fputs(", \"unit\": ", f);
 		json_str(f, meas[i].unit);
-		fprintf(f, ", \"median\": %.6g, \"min\": %.6g, \"max\": %.6g, \"runs\": %u}%s\n",
-			s.median, s.min, s.max, meas[i].n, i + 1 < nmeas ? "," : "");
+		fputs(", \"median\": ", f);
+		json_num(f, s.median);
+		fputs(", \"min\": ", f);
+		json_num(f, s.min);
+		fputs(", \"max\": ", f);
+		json_num(f, s.max);
+		fprintf(f, ", \"runs\": %u}%s\n", meas[i].n, i + 1 < nmeas ? "," : "");
 	}
 	fputs("  ],\n  \"comparisons\": [\n", f);
 	bool first = true;
@@ -229,22 +291,35 @@ static void print_json(FILE *f, const struct bench_params *p)
 		double r;
 		if (!ratio_of(&cmps[i], &r))
 			continue;
+		struct measurement *ma = find(cmps[i].scenario, cmps[i].a, cmps[i].params, cmps[i].metric);
+		struct measurement *mb = find(cmps[i].scenario, cmps[i].b, cmps[i].params, cmps[i].metric);
 		fprintf(f, "%s    {\"scenario\": ", first ? "" : ",\n");
 		first = false;
 		json_str(f, cmps[i].scenario);
 		fputs(", \"metric\": ", f);
 		json_str(f, cmps[i].metric);
+		fputs(", \"unit\": ", f);
+		json_str(f, ma->unit);
 		fputs(", \"params\": ", f);
 		json_params(f, cmps[i].params);
+		fputs(", \"params_key\": ", f);
+		json_str(f, cmps[i].params);
 		fputs(", \"a\": ", f);
 		json_str(f, cmps[i].a);
 		fputs(", \"b\": ", f);
 		json_str(f, cmps[i].b);
 		fputs(", \"better\": ", f);
 		json_str(f, cmps[i].better);
-		fprintf(f, ", \"ratio\": %.6g}", r);
+		fputs(", \"a_median\": ", f);
+		json_num(f, stats_of(ma).median);
+		fputs(", \"b_median\": ", f);
+		json_num(f, stats_of(mb).median);
+		fputs(", \"ratio\": ", f);
+		json_num(f, r);
+		bool a_better = !strcmp(cmps[i].better, "lower") ? r < 1 : r > 1;
+		fprintf(f, ", \"a_better\": %s}", a_better ? "true" : "false");
 	}
-	fputs("\n  ]\n}\n", f);
+	fputs(first ? "  ]\n}\n" : "\n  ]\n}\n", f);
 }
 
 static void csv_field(FILE *f, const char *s)
@@ -323,24 +398,39 @@ static void print_text(FILE *f, const struct bench_params *p)
 
 /* ---- command line ----------------------------------------------------- */
 
+static bool in_default_suite(const char *name)
+{
+	for (unsigned i = 0; bench_default_suite[i]; i++)
+		if (!strcmp(bench_default_suite[i], name))
+			return true;
+	return false;
+}
+
 void bench_usage(FILE *f)
 {
 	fprintf(f,
 "usage: ptkit bench [options] [SCENARIO...]\n"
 "\n"
-"Runs each scenario (default: all) --repeat times, old design beside new,\n"
-"and prints medians, spreads and ratios.\n"
+"Runs each scenario --repeat times, old design beside new (and the peers),\n"
+"and prints medians, spreads and ratios.  Without scenario names it runs\n"
+"the default suite (marked * in --list, about two minutes, 3 repetitions\n"
+"unless --repeat is given).\n"
 "\n"
 "  -l, --list          list the scenarios, one line each\n"
+"  -a, --all           run every scenario, not just the default suite\n"
 "  -t, --threads N     maximum thread count for scaling scenarios\n"
 "  -S, --size BYTES    working-set size (suffixes K, M, G)\n"
 "  -s, --seconds S     length of each timed phase\n"
-"  -r, --repeat N      repetitions per point (default 5)\n"
+"  -r, --repeat N      repetitions per point (default 5; default suite 3)\n"
 "      --seed N        random seed (default: time based, printed)\n"
 "  -q, --quick         smallest sizes (a smoke run)\n"
 "      --json          machine-readable output (schema ptkit-bench/1)\n"
 "      --csv           CSV output\n"
-"  -o, --output FILE   write the results to FILE instead of stdout\n");
+"  -o, --output FILE   write the results to FILE instead of stdout\n"
+"      --save FILE     also write the JSON results to FILE (for ptkit plot)\n"
+"\n"
+"Exit status: 0 success, 1 a scenario failed, 2 bad usage.\n"
+"JSON schema: docs/bench-schema.md.  Plots: ptkit plot RESULTS.json.\n");
 }
 
 static int parse_size(const char *arg, uint64_t *out)
@@ -366,7 +456,7 @@ int bench_main(int argc, char **argv)
 {
 	struct bench_params p = { .repeat = 5, .seed = (uint64_t)time(NULL) };
 	enum { TEXT, JSON, CSV } fmt = TEXT;
-	const char *output = NULL;
+	const char *output = NULL, *save = NULL;
 	static const struct option opts[] = {
 		{ "list", no_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
@@ -378,17 +468,28 @@ int bench_main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "csv", no_argument, NULL, 'c' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "save", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c;
 	char *end;
+	bool all = false, explicit_repeat = false;
+	size_t used = 0;
+	command_line[0] = 0;
+	for (int i = 0; i < argc && used + 2 < sizeof(command_line); i++)
+		used += (size_t)snprintf(command_line + used, sizeof(command_line) - used, "%s%s",
+					 i ? " " : "ptkit ", argv[i]);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "lt:S:s:r:qo:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "lt:S:s:r:qao:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			for (unsigned i = 0; bench_scenarios[i]; i++)
-				printf("%-16s %s\n", bench_scenarios[i]->name, bench_scenarios[i]->summary);
+				printf("%-16s %c %s\n", bench_scenarios[i]->name,
+				       in_default_suite(bench_scenarios[i]->name) ? '*' : ' ',
+				       bench_scenarios[i]->summary);
+			printf("(* = in the default suite, run by `ptkit bench` without scenario names)\n");
 			return 0;
 		case 't':
 			p.threads = (unsigned)strtoul(optarg, &end, 10);
@@ -416,6 +517,7 @@ int bench_main(int argc, char **argv)
 				fprintf(stderr, "ptkit bench: --repeat: '%s' is not in [1, 1000]\n", optarg);
 				return 2;
 			}
+			explicit_repeat = true;
 			break;
 		case 'x':
 			p.seed = strtoull(optarg, &end, 0);
@@ -425,9 +527,11 @@ int bench_main(int argc, char **argv)
 			}
 			break;
 		case 'q': p.quick = true; break;
+		case 'a': all = true; break;
 		case 'j': fmt = JSON; break;
 		case 'c': fmt = CSV; break;
 		case 'o': output = optarg; break;
+		case 'J': save = optarg; break;
 		case 'h': bench_usage(stdout); return 0;
 		default: bench_usage(stderr); return 2;
 		}
@@ -447,12 +551,25 @@ int bench_main(int argc, char **argv)
 		if (nrun < 64)
 			run[nrun++] = bench_scenarios[j];
 	}
-	if (!nrun)
+	if (nrun && all) {
+		fprintf(stderr, "ptkit bench: --all and scenario names exclude each other\n");
+		return 2;
+	}
+	if (!nrun) {
 		for (unsigned j = 0; bench_scenarios[j] && nrun < 64; j++)
-			run[nrun++] = bench_scenarios[j];
-	FILE *out = stdout;
+			if (all || in_default_suite(bench_scenarios[j]->name))
+				run[nrun++] = bench_scenarios[j];
+		/* The default suite is sized to finish in about two minutes. */
+		if (!all && !explicit_repeat)
+			p.repeat = bench_default_repeat;
+	}
+	FILE *out = stdout, *saved = NULL;
 	if (output && !(out = fopen(output, "w"))) {
 		fprintf(stderr, "ptkit bench: cannot write '%s': %s\n", output, strerror(errno));
+		return 1;
+	}
+	if (save && !(saved = fopen(save, "w"))) {
+		fprintf(stderr, "ptkit bench: cannot write '%s': %s\n", save, strerror(errno));
 		return 1;
 	}
 	progress_tty = isatty(2);
@@ -481,5 +598,9 @@ int bench_main(int argc, char **argv)
 		print_text(out, &p);
 	if (out != stdout)
 		fclose(out);
+	if (saved) {
+		print_json(saved, &p);
+		fclose(saved);
+	}
 	return status;
 }

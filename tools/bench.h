@@ -63,5 +63,10 @@ int bench_main(int argc, char **argv);
 void bench_usage(FILE *f);
 
 extern const struct bench_scenario *const bench_scenarios[];
+/* Names of the scenarios `ptkit bench` runs without arguments (NULL
+ * terminated), and the repetitions it uses for them unless --repeat is
+ * given.  Both in bench_scenarios.c. */
+extern const char *const bench_default_suite[];
+extern const unsigned bench_default_repeat;
 
 #endif

@@ -8,11 +8,25 @@
 
 extern const struct bench_scenario bench_fault_anon;
 extern const struct bench_scenario bench_unmap_huge, bench_lookup, bench_reclaim;
+extern const struct bench_scenario bench_peers;
+extern const struct bench_scenario bench_replay;
 
 const struct bench_scenario *const bench_scenarios[] = {
 	&bench_fault_anon,
 	&bench_unmap_huge,
 	&bench_lookup,
 	&bench_reclaim,
+	&bench_peers,
+	&bench_replay,
 	NULL,
 };
+
+/* The default suite: `ptkit bench` without scenario names (the README's
+ * main command).  Sized to finish in about two minutes on a 2-core machine. */
+const char *const bench_default_suite[] = {
+	"fault-anon",
+	"peers",
+	"replay",
+	NULL,
+};
+const unsigned bench_default_repeat = 3;

@@ -3,6 +3,9 @@
  *
  *   ptkit demo [options]     a small multithreaded workload, with figures
  *   ptkit bench [SCENARIO]   benchmarks (bench.c)
+ *   ptkit plot RESULTS.json  plots of bench results (plot.c)
+ *   ptkit trace record -- COMMAND   record a real program (trace_record.c)
+ *   ptkit replay TRACE       replay a trace on ptkit (trace.c)
  *   ptkit help [COMMAND]     usage
  *
  * Exit status: 0 success, 1 a check failed, 2 bad usage.
@@ -17,6 +20,8 @@
 #include <time.h>
 
 #include "bench.h"
+#include "plot.h"
+#include "trace.h"
 #include "ptkit/ptkit.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -287,6 +292,9 @@ struct command {
 static const struct command commands[] = {
 	{ "demo", "a small multithreaded workload with figures", cmd_demo, demo_usage },
 	{ "bench", "benchmarks: old design beside new, medians and ratios", bench_main, bench_usage },
+	{ "plot", "PNG/SVG plots of bench results (gnuplot)", plot_main, plot_usage },
+	{ "trace", "record what a real program does to its address space", trace_main, trace_usage },
+	{ "replay", "replay recorded traces on ptkit address spaces", replay_main, replay_usage },
 };
 
 static void usage(FILE *f)
