@@ -157,8 +157,11 @@ restart:;
 
 int ptk_split_boundary(struct ptk_as *as, uint64_t va)
 {
-	if (va >= ptk_as_user_end(as) || (va & (PTK_HUGE_2M - 1)) == 0)
-		return 0;       /* nothing straddles a 2 MiB boundary */
+	/* The largest leaf is 1 GiB: nothing straddles a 1 GiB boundary.  A
+	 * 2 MiB-aligned address may still cut a 1 GiB leaf; split_at stops at
+	 * the first level whose slots @va is aligned to. */
+	if (va >= ptk_as_user_end(as) || (va & (PTK_HUGE_1G - 1)) == 0)
+		return 0;
 	return split_at(as, va, false);
 }
 
