@@ -42,8 +42,11 @@ struct ptk_kernel {
 	/* Bumped (release) after each new top-level reference entry: read by
 	 * every lazy activation, written only by extensions. */
 	alignas(PTK_CACHELINE) _Atomic uint64_t gen;
-	/* legacy design: the global list of roots and its global lock */
-	alignas(PTK_CACHELINE) struct ptk_lock legacy_lock;
+	/* legacy design: the global list of roots and its global lock, a
+	 * spinlock as the kernel's pgd_lock is (a preempted holder makes the
+	 * waiters spin: part of what the old design costs when threads
+	 * outnumber CPUs) */
+	alignas(PTK_CACHELINE) pthread_spinlock_t legacy_lock;
 	_Atomic(struct ptk_reg_node *) legacy_head;
 };
 

@@ -159,10 +159,11 @@ static double cd_run(enum ptk_kernel_sync d, unsigned n, double secs, uint64_t m
 		nanosleep(&ts, NULL);
 		stop = 1;
 	}
-	uint64_t ops = 0;
+	uint64_t ops = 0, enomem = 0;
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(tid[i], NULL);
 		ops += args[i].ops;
+		enomem += args[i].enomem;
 		if (args[i].rc)
 			rc = args[i].rc;
 		for (unsigned c = 0; writes && c < PTK_CW_NR; c++)
@@ -180,6 +181,9 @@ static double cd_run(enum ptk_kernel_sync d, unsigned n, double secs, uint64_t m
 	ptk_ctx_destroy(ctx);
 	if (ops_out)
 		*ops_out = ops;
+	if (getenv("PTK_BENCH_DEBUG"))
+		fprintf(stderr, "%s n=%u ops=%llu enomem=%llu\n", dname[d], n,
+			(unsigned long long)ops, (unsigned long long)enomem);
 	return rc ? rc : ops / el;
 }
 
@@ -187,20 +191,26 @@ static int run_as_create(const struct bench_params *p)
 {
 	const char *sc = "as-create";
 	unsigned max_threads = p->threads ? p->threads : 16;
-	double secs = p->seconds ? p->seconds : (p->quick ? 0.06 : 0.25);
+	double secs = p->seconds ? p->seconds : (p->quick ? 0.06 : 0.2);
+	/* Each design runs in 3 slices per repetition, the designs alternating
+	 * (L E Z E Z L Z L E), so drift in the machine's load (shared, noisy)
+	 * hits all three alike; every slice is one sample. */
+	unsigned rounds = 3;
 	for (unsigned n = 1; n <= max_threads; n *= 2) {
 		char params[64];
 		snprintf(params, sizeof(params), "threads=%u", n);
-		for (unsigned i = 0; i < 3; i++) {
-			enum ptk_kernel_sync d = order[(i + p->rep) % 3]; /* rotate the order */
-			bench_progress("%s threads=%u", dname[d], n);
-			double r = cd_run(d, n, secs, 0, false, NULL, NULL);
-			if (r < 0) {
-				fprintf(stderr, "%s: %s, %u threads: error %d\n", sc, dname[d], n, (int)r);
-				return (int)r;
+		for (unsigned r = 0; r < rounds; r++)
+			for (unsigned i = 0; i < 3; i++) {
+				enum ptk_kernel_sync d = order[(i + r + p->rep) % 3];
+				bench_progress("%s threads=%u", dname[d], n);
+				double v = cd_run(d, n, secs / rounds, 0, false, NULL, NULL);
+				if (v < 0) {
+					fprintf(stderr, "%s: %s, %u threads: error %d\n", sc, dname[d],
+						n, (int)v);
+					return (int)v;
+				}
+				bench_sample(sc, dname[d], params, "create+destroy/s", "1/s", v);
 			}
-			bench_sample(sc, dname[d], params, "create+destroy/s", "1/s", r);
-		}
 		bench_compare(sc, "create+destroy/s", params, "eager", "legacy", "higher");
 		bench_compare(sc, "create+destroy/s", params, "lazy", "legacy", "higher");
 	}

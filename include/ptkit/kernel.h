@@ -38,7 +38,10 @@
  *         its root under the lock; an extension copies each new entry into
  *         every root on the list under the lock.  (The design the seeds
  *         remove: the lock and the list head are written by every create
- *         and destroy of every thread.)
+ *         and destroy of every thread.)  The lock is a spinlock, as the
+ *         kernel's pgd_lock is: in user space its holder can be preempted,
+ *         and the waiters then spin; that is the cost of the old design
+ *         where threads outnumber CPUs.
  * eager   (default) No global list, no global lock.  The registry of live
  *         address spaces is sharded per CPU (struct ptk_shard: an RCU list
  *         and a lock taken only by threads of that CPU, or by a destroy of

@@ -113,7 +113,7 @@ void ptk_kernel_init(struct ptk_ctx *ctx)
 {
 	struct ptk_kernel *k = &ctx->kernel;
 	ptk_lock_init(&k->lock);
-	ptk_lock_init(&k->legacy_lock);
+	pthread_spin_init(&k->legacy_lock, PTHREAD_PROCESS_PRIVATE);
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		ptk_lock_init(&ctx->shards[i].reg_lock);
 }
@@ -157,12 +157,12 @@ void ptk_kernel_as_created(struct ptk_as *as)
 	}
 	case PTK_KSYNC_LEGACY: {
 		struct ptk_kernel *k = &ctx->kernel;
-		ptk_lock_acquire(&k->legacy_lock);
+		pthread_spin_lock(&k->legacy_lock);
 		const ptk_slot_t *ref = ref_slots(ctx);
 		if (ref)
 			filled = copy_all(as, ref);
 		unsigned w = list_add(&k->legacy_head, &as->reg);
-		ptk_lock_release(&k->legacy_lock);
+		pthread_spin_unlock(&k->legacy_lock);
 		PTK_COUNT_WRITE(ctx, PTK_CW_GLOBAL, 2 + w);
 		break;
 	}
@@ -190,9 +190,9 @@ void ptk_kernel_as_destroying(struct ptk_as *as)
 		break;
 	case PTK_KSYNC_LEGACY: {
 		struct ptk_kernel *k = &ctx->kernel;
-		ptk_lock_acquire(&k->legacy_lock);
+		pthread_spin_lock(&k->legacy_lock);
 		unsigned w = list_del(&as->reg);
-		ptk_lock_release(&k->legacy_lock);
+		pthread_spin_unlock(&k->legacy_lock);
 		PTK_COUNT_WRITE(ctx, PTK_CW_GLOBAL, 2 + w);
 		break;
 	}
@@ -269,13 +269,13 @@ static void kernel_sync_locked(struct ptk_ctx *ctx)
 		break;
 	case PTK_KSYNC_LEGACY:
 		k->walks++;
-		ptk_lock_acquire(&k->legacy_lock);
+		pthread_spin_lock(&k->legacy_lock);
 		list_for_each(n, &k->legacy_head) {
 			struct ptk_as *as = ptk_container_of(n, struct ptk_as, reg);
 			k->walk_filled += copy_mask(as, ref, k->pending);
 			k->walk_visited++;
 		}
-		ptk_lock_release(&k->legacy_lock);
+		pthread_spin_unlock(&k->legacy_lock);
 		break;
 	case PTK_KSYNC_LAZY:
 		break;              /* activations catch up */
@@ -537,7 +537,7 @@ void ptk_kernel_fini(struct ptk_ctx *ctx)
 		atomic_store_explicit(&k->ref, NULL, memory_order_relaxed);
 	}
 	ptk_lock_destroy(&k->lock);
-	ptk_lock_destroy(&k->legacy_lock);
+	pthread_spin_destroy(&k->legacy_lock);
 }
 
 /* ---- shared-write counting ------------------------------------------------- */
