@@ -85,7 +85,7 @@ static unsigned list_add(_Atomic(struct ptk_reg_node *) *head, struct ptk_reg_no
 		writes++;
 	}
 	/* Release: the node (and the space it belongs to) is complete before
-	 * a reader can reach it; pairs with the acquire loads of list_walk. */
+	 * a reader can reach it; pairs with the acquire loads of list_for_each. */
 	atomic_store_explicit(head, n, memory_order_release);
 	return writes;
 }
@@ -95,6 +95,7 @@ static unsigned list_del(struct ptk_reg_node *n)
 {
 	unsigned writes = 1;
 	struct ptk_reg_node *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+	/* Release, pairs with list_for_each's acquire (next's node is complete). */
 	atomic_store_explicit(n->pprev, next, memory_order_release);
 	if (next) {
 		next->pprev = n->pprev;
@@ -318,6 +319,9 @@ static void note_new_entries(struct ptk_ctx *ctx, struct ptk_as *ref, const uint
 		if ((before[kk / 64] & bit) || ptk_pte_none(ptk_pte_load(&ref->root_slots[kk])))
 			continue;
 		k->pending[kk / 64] |= bit;
+		/* Release: the entry (and the tables below it) before the new
+		 * generation; pairs with the acquire loads of the generation
+		 * in ptk_as_activate() and in lazy creation. */
 		atomic_fetch_add_explicit(&k->gen, 1, memory_order_release);
 	}
 }
