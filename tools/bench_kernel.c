@@ -8,7 +8,8 @@
  * 200 us, a new top-level entry every 20th).  Per design: legacy (global
  * list + global lock), eager (per-CPU RCU registry), lazy (generation at
  * activation).  Metric: create+destroy per second, the ratios eager/legacy
- * and lazy/legacy.  Then, in a context with shared-write counting enabled
+ * and lazy/legacy.  One context per design for the whole repetition; the
+ * designs alternate in 3 slices per thread count (1 with --quick).  Then, in a context with shared-write counting enabled
  * (same code, counters on: kernel.h), writes to shared cache lines per
  * create+destroy by category (global, pool, cpu, remote-cpu, rcu).
  *
@@ -53,7 +54,8 @@ static int make_ctx(enum ptk_kernel_sync d, uint64_t pool, struct ptk_ctx **ctx)
 struct cd_arg {
 	struct ptk_ctx *ctx;
 	uint64_t kva;               /* a kernel address every space must translate */
-	_Atomic int *go, *stop;
+	pthread_barrier_t *start;
+	_Atomic int *stop;
 	uint64_t ops, enomem;
 	uint64_t writes[PTK_CW_NR];
 	uint64_t max_ops;           /* counting pass: fixed number of ops */
@@ -64,8 +66,7 @@ static void *cd_worker(void *p)
 {
 	struct cd_arg *a = p;
 	ptk_thread_register();
-	while (!*a->go)
-		;
+	pthread_barrier_wait(a->start);
 	uint64_t dummy[PTK_CW_NR];
 	ptk_count_writes_read(dummy, true);
 	while (!*a->stop && (!a->max_ops || a->ops < a->max_ops)) {
@@ -97,6 +98,7 @@ static void *cd_worker(void *p)
 
 struct ext_arg {
 	struct ptk_ctx *ctx;
+	unsigned *top;              /* next new top-level slot of this context */
 	_Atomic int *stop;
 	uint64_t exts;
 	int rc;
@@ -105,10 +107,10 @@ struct ext_arg {
 static void *extender(void *p)
 {
 	struct ext_arg *a = p;
-	unsigned top = 1;
 	for (uint64_t n = 0; !*a->stop; n++) {
-		/* Every 20th extension opens a new top-level slot (64 at most). */
-		uint64_t va = n % 20 == 0 && top < 64 ? KBASE + top++ * SLOT : KBASE;
+		/* Every 20th extension opens a new top-level slot (250 at most
+		 * per context: they are never cleared). */
+		uint64_t va = n % 20 == 0 && *a->top < 250 ? KBASE + (*a->top)++ * SLOT : KBASE;
 		va += (n % 512) * 4096 + (UINT64_C(1) << 30);
 		int rc = ptk_kmap_special(a->ctx, &va, 4096, n, PTK_PROT_READ, PTK_MAP_NOREPLACE);
 		if (rc) {
@@ -124,36 +126,57 @@ static void *extender(void *p)
 	return NULL;
 }
 
-/* One timed run: @n threads for @secs (or @max_ops each when counting).
- * Returns ops/s, or a negative errno. */
-static double cd_run(enum ptk_kernel_sync d, unsigned n, double secs, uint64_t max_ops,
-		     bool count, uint64_t writes[PTK_CW_NR], uint64_t *ops_out)
-{
+/* A context for one design, with one kernel mapping every space must
+ * translate at *kva. */
+struct cd_ctx {
 	struct ptk_ctx *ctx;
-	int rc = make_ctx(d, UINT64_C(512) << 20, &ctx);
+	uint64_t kva;
+	unsigned top;
+};
+
+static int cd_ctx_make(enum ptk_kernel_sync d, struct cd_ctx *c)
+{
+	c->kva = 0;
+	c->top = 1;
+	int rc = make_ctx(d, UINT64_C(512) << 20, &c->ctx);
 	if (rc)
 		return rc;
-	uint64_t kva = 0;
-	if ((rc = ptk_kmap_special(ctx, &kva, 4096, 7, PTK_PROT_READ, 0))) {
-		ptk_ctx_destroy(ctx);
+	rc = ptk_kmap_special(c->ctx, &c->kva, 4096, 7, PTK_PROT_READ, 0);
+	if (rc)
+		ptk_ctx_destroy(c->ctx);
+	return rc;
+}
+
+static void cd_ctx_free(struct cd_ctx *c)
+{
+	ptk_kunmap(c->ctx, c->kva, 4096);
+	ptk_ctx_destroy(c->ctx);
+}
+
+/* One timed run: @n threads for @secs (or @max_ops each when counting).
+ * Returns ops/s, or a negative errno. */
+static double cd_run(enum ptk_kernel_sync d, struct cd_ctx *c, unsigned n, double secs,
+		     uint64_t max_ops, bool count, uint64_t writes[PTK_CW_NR], uint64_t *ops_out)
+{
+	struct ptk_ctx *ctx = c->ctx;
+	uint64_t kva = c->kva;
+	int rc;
+	if (count && (rc = ptk_count_writes_enable(ctx, true)))
 		return rc;
-	}
-	if (count && (rc = ptk_count_writes_enable(ctx, true))) {
-		ptk_ctx_destroy(ctx);
-		return rc;
-	}
-	_Atomic int go = 0, stop = 0, estop = 0;
+	_Atomic int stop = 0, estop = 0;
+	pthread_barrier_t start;
+	pthread_barrier_init(&start, NULL, n + 1);
 	struct cd_arg *args = calloc(n, sizeof(*args));
 	pthread_t *tid = calloc(n + 1, sizeof(*tid));
-	struct ext_arg ea = { ctx, &estop, 0, 0 };
+	struct ext_arg ea = { ctx, &c->top, &estop, 0, 0 };
 	pthread_create(&tid[n], NULL, extender, &ea);
 	for (unsigned i = 0; i < n; i++) {
-		args[i] = (struct cd_arg){ .ctx = ctx, .kva = kva, .go = &go, .stop = &stop,
+		args[i] = (struct cd_arg){ .ctx = ctx, .kva = kva, .start = &start, .stop = &stop,
 					   .max_ops = max_ops };
 		pthread_create(&tid[i], NULL, cd_worker, &args[i]);
 	}
+	pthread_barrier_wait(&start);
 	double t0 = bench_now();
-	go = 1;
 	if (!max_ops) {
 		struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
 		nanosleep(&ts, NULL);
@@ -174,16 +197,18 @@ static double cd_run(enum ptk_kernel_sync d, unsigned n, double secs, uint64_t m
 	pthread_join(tid[n], NULL);
 	if (ea.rc)
 		rc = ea.rc;
+	pthread_barrier_destroy(&start);
 	free(args);
 	free(tid);
 	ptk_count_writes_enable(ctx, false);
-	ptk_kunmap(ctx, kva, 4096);
-	ptk_ctx_destroy(ctx);
+	/* Let the roots of this run go back before the next one. */
+	ptk_ctx_quiesce(ctx);
 	if (ops_out)
 		*ops_out = ops;
 	if (getenv("PTK_BENCH_DEBUG"))
-		fprintf(stderr, "%s n=%u ops=%llu enomem=%llu\n", dname[d], n,
-			(unsigned long long)ops, (unsigned long long)enomem);
+		fprintf(stderr, "%s n=%u ops=%llu enomem=%llu run %.3fs total %.3fs\n", dname[d], n,
+			(unsigned long long)ops, (unsigned long long)enomem, el,
+			bench_now() - t0);
 	return rc ? rc : ops / el;
 }
 
@@ -191,23 +216,34 @@ static int run_as_create(const struct bench_params *p)
 {
 	const char *sc = "as-create";
 	unsigned max_threads = p->threads ? p->threads : 16;
-	double secs = p->seconds ? p->seconds : (p->quick ? 0.06 : 0.2);
+	double secs = p->seconds ? p->seconds : (p->quick ? 0.025 : 0.2);
 	/* Each design runs in 3 slices per repetition, the designs alternating
 	 * (L E Z E Z L Z L E), so drift in the machine's load (shared, noisy)
 	 * hits all three alike; every slice is one sample. */
-	unsigned rounds = 3;
-	for (unsigned n = 1; n <= max_threads; n *= 2) {
+	unsigned rounds = p->quick ? 1 : 3;
+	struct cd_ctx cc[3];
+	for (unsigned i = 0; i < 3; i++) {
+		int rc = cd_ctx_make((enum ptk_kernel_sync)i, &cc[i]);
+		if (rc) {
+			while (i--)
+				cd_ctx_free(&cc[i]);
+			return rc;
+		}
+	}
+	int rc = 0;
+	for (unsigned n = 1; n <= max_threads && !rc; n *= 2) {
 		char params[64];
 		snprintf(params, sizeof(params), "threads=%u", n);
 		for (unsigned r = 0; r < rounds; r++)
 			for (unsigned i = 0; i < 3; i++) {
 				enum ptk_kernel_sync d = order[(i + r + p->rep) % 3];
 				bench_progress("%s threads=%u", dname[d], n);
-				double v = cd_run(d, n, secs / rounds, 0, false, NULL, NULL);
+				double v = cd_run(d, &cc[d], n, secs / rounds, 0, false, NULL, NULL);
 				if (v < 0) {
 					fprintf(stderr, "%s: %s, %u threads: error %d\n", sc, dname[d],
 						n, (int)v);
-					return (int)v;
+					rc = (int)v;
+					break;
 				}
 				bench_sample(sc, dname[d], params, "create+destroy/s", "1/s", v);
 			}
@@ -220,13 +256,21 @@ static int run_as_create(const struct bench_params *p)
 		[PTK_CW_CPU] = "cpu writes/op", [PTK_CW_REMOTE] = "remote-cpu writes/op",
 		[PTK_CW_RCU] = "rcu enqueues/op",
 	};
+	for (unsigned i = 0; i < 3; i++)
+		cd_ctx_free(&cc[i]);
+	if (rc)
+		return rc;
 	unsigned cn = max_threads < 4 ? max_threads : 4;
 	char params[64];
 	snprintf(params, sizeof(params), "threads=%u,counting=1", cn);
 	for (unsigned i = 0; i < 3; i++) {
 		enum ptk_kernel_sync d = order[i];
 		uint64_t w[PTK_CW_NR] = { 0 }, ops = 0;
-		double r = cd_run(d, cn, 0, p->quick ? 500 : 3000, true, w, &ops);
+		struct cd_ctx c;
+		if ((rc = cd_ctx_make(d, &c)))
+			return rc;
+		double r = cd_run(d, &c, cn, 0, p->quick ? 300 : 3000, true, w, &ops);
+		cd_ctx_free(&c);
 		if (r == -EOPNOTSUPP) {
 			fprintf(stderr, "%s: built without -Dcount_shared_writes: no write counts\n", sc);
 			return 0;
@@ -315,8 +359,9 @@ static int extend_one(enum ptk_kernel_sync d, unsigned nspaces, unsigned reps,
 static int run_kernel_extend(const struct bench_params *p)
 {
 	const char *sc = "kernel-extend";
-	unsigned counts[3] = { 10, 1000, 10000 };
-	if (p->size && p->size < 10000)
+	/* --quick: a smoke run with 10, 100, 1,000; --size N: N as the largest. */
+	unsigned counts[3] = { 10, p->quick ? 100 : 1000, p->quick ? 1000 : 10000 };
+	if (p->size && p->size > counts[1] && p->size <= 100000)
 		counts[2] = (unsigned)p->size;
 	unsigned reps = p->quick ? 9 : 25;
 	for (unsigned c = 0; c < 3; c++) {
