@@ -205,10 +205,9 @@ static double cd_run(enum ptk_kernel_sync d, struct cd_ctx *c, unsigned n, doubl
 	ptk_ctx_quiesce(ctx);
 	if (ops_out)
 		*ops_out = ops;
-	if (getenv("PTK_BENCH_DEBUG"))
-		fprintf(stderr, "%s n=%u ops=%llu enomem=%llu run %.3fs total %.3fs\n", dname[d], n,
-			(unsigned long long)ops, (unsigned long long)enomem, el,
-			bench_now() - t0);
+	if (enomem)
+		fprintf(stderr, "as-create: %s, %u threads: %llu waits for RCU (pool full)\n",
+			dname[d], n, (unsigned long long)enomem);
 	return rc ? rc : ops / el;
 }
 
