@@ -96,6 +96,7 @@ struct ptk_ctx {
 	_Atomic unsigned count_kinds;
 	_Atomic long count;
 	bool count_writes;                /* shared-write counting (kernel.h) */
+	bool rcu_percpu;                  /* call_rcu() enqueues per CPU */
 	struct ptk_kernel kernel;
 };
 

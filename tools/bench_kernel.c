@@ -253,7 +253,7 @@ static int run_as_create(const struct bench_params *p)
 	static const char *const cat[PTK_CW_NR] = {
 		[PTK_CW_GLOBAL] = "global writes/op", [PTK_CW_POOL] = "pool writes/op",
 		[PTK_CW_CPU] = "cpu writes/op", [PTK_CW_REMOTE] = "remote-cpu writes/op",
-		[PTK_CW_RCU] = "rcu enqueues/op",
+		[PTK_CW_RCU] = "shared rcu-queue writes/op",
 	};
 	for (unsigned i = 0; i < 3; i++)
 		cd_ctx_free(&cc[i]);

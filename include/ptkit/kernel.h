@@ -189,8 +189,10 @@ void ptk_kernel_stats(struct ptk_ctx *ctx, struct ptk_kernel_stats *st);
  *   CPU     this CPU's lines: a registry shard (lock, head, neighbour) and
  *           per-CPU counters;
  *   REMOTE  another CPU's registry shard (a destroy after a migration);
- *   RCU     call_rcu() enqueues (liburcu's default callback queue is one
- *           queue for the process).
+ *   RCU     call_rcu() enqueues on liburcu's default callback queue, one
+ *           queue for the process.  Contexts set up per-CPU callback queues
+ *           (ptk_rcu_percpu_callbacks()); when that succeeded, the enqueue
+ *           is counted as CPU instead and this stays 0.
  * Not counted: the host allocator (malloc), and liburcu's internals beyond
  * the enqueue.
  */

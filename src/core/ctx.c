@@ -103,6 +103,7 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 		ptk_lock_init(&ctx->shards[i].lock);
 	ptk_lock_init(&ctx->pool_lock);
 	ptk_kernel_init(ctx);
+	ctx->rcu_percpu = ptk_rcu_percpu_callbacks();
 	ctx->free_count = 0;
 	ctx->whole_free = ctx->nchunks;
 	*out = ctx;

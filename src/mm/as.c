@@ -127,7 +127,7 @@ void ptk_as_destroy(struct ptk_as *as)
 	PTK_COUNT_WRITE(ctx, PTK_CW_CPU, 1);
 	/* Walkers still inside a section (and extenders that found it in the
 	 * registry) may hold the root or the struct. */
-	PTK_COUNT_WRITE(ctx, PTK_CW_RCU, 1);
+	PTK_COUNT_WRITE(ctx, ctx->rcu_percpu ? PTK_CW_CPU : PTK_CW_RCU, 1);
 	ptk_rcu_call(&as->rcu, as_free_rcu);
 }
 
