@@ -95,7 +95,7 @@ struct ptk_ctx {
 	_Atomic long inject_nth;
 	_Atomic unsigned count_kinds;
 	_Atomic long count;
-	bool count_writes;                /* shared-write counting (kernel.h) */
+	_Atomic bool count_writes;        /* shared-write counting (kernel.h) */
 	bool rcu_percpu;                  /* call_rcu() enqueues per CPU */
 	struct ptk_kernel kernel;
 };
@@ -334,7 +334,8 @@ int ptk_kernel_fault(struct ptk_as *as, uint64_t va, unsigned access);
 #ifdef PTK_COUNT_WRITES
 extern __thread uint64_t ptk_cw_counts[PTK_CW_NR];
 #define PTK_COUNT_WRITE(ctx, cat, n) do { \
-	if (__builtin_expect((ctx)->count_writes, 0)) \
+	if (__builtin_expect(atomic_load_explicit(&(ctx)->count_writes, \
+						  memory_order_relaxed), 0)) \
 		ptk_cw_counts[(cat)] += (n); \
 	} while (0)
 #else

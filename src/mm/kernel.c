@@ -549,7 +549,8 @@ void ptk_kernel_fini(struct ptk_ctx *ctx)
 int ptk_count_writes_enable(struct ptk_ctx *ctx, bool on)
 {
 #ifdef PTK_COUNT_WRITES
-	ctx->count_writes = on;
+	/* Relaxed: RCU callbacks of earlier operations may read it meanwhile. */
+	atomic_store_explicit(&ctx->count_writes, on, memory_order_relaxed);
 	return 0;
 #else
 	(void)ctx;
