@@ -215,7 +215,7 @@ static int run_as_create(const struct bench_params *p)
 {
 	const char *sc = "as-create";
 	unsigned max_threads = p->threads ? p->threads : 16;
-	double secs = p->seconds ? p->seconds : (p->quick ? 0.025 : 0.2);
+	double secs = p->seconds ? p->seconds : (p->quick ? 0.025 : 0.15);
 	/* Each design runs in 3 slices per repetition, the designs alternating
 	 * (L E Z E Z L Z L E), so drift in the machine's load (shared, noisy)
 	 * hits all three alike; every slice is one sample. */
