@@ -22,6 +22,34 @@
 
 /* ---- context and pool --------------------------------------------------- */
 
+/* A node of an RCU list (hlist-style): readers follow next with acquire
+ * loads inside a read-side section; writers link and unlink under the
+ * list's lock.  Unlinking leaves next intact so a reader standing on the
+ * node goes on; the node is freed after a grace period. */
+struct ptk_reg_node {
+	_Atomic(struct ptk_reg_node *) next;
+	_Atomic(struct ptk_reg_node *) *pprev;   /* list lock */
+};
+
+/* The kernel half of a context (kernel.c; protocol in ptkit/kernel.h). */
+struct ptk_kernel {
+	struct ptk_lock lock;              /* serialises kmap, kunmap, sync */
+	_Atomic(struct ptk_as *) ref;      /* reference space, set once (lock) */
+	uint64_t pending[PTK_TABLE_SLOTS / 64]; /* lock: slots not yet synced */
+	uint64_t synced;                   /* lock: generation last synced */
+	uint64_t extensions, syncs, syncs_noop, walks, walk_visited,
+		 walk_filled;               /* lock */
+	/* Bumped (release) after each new top-level reference entry: read by
+	 * every lazy activation, written only by extensions. */
+	alignas(PTK_CACHELINE) _Atomic uint64_t gen;
+	/* legacy design: the global list of roots and its global lock, a
+	 * spinlock as the kernel's pgd_lock is (a preempted holder makes the
+	 * waiters spin: part of what the old design costs when threads
+	 * outnumber CPUs) */
+	alignas(PTK_CACHELINE) pthread_spinlock_t legacy_lock;
+	_Atomic(struct ptk_reg_node *) legacy_head;
+};
+
 enum ptk_chunk_state { CHUNK_UNTOUCHED = 0, CHUNK_WHOLE, CHUNK_SPLIT, CHUNK_HUGE };
 
 /* A per-CPU frame cache, and that CPU's share of the context counters.
@@ -35,6 +63,14 @@ struct ptk_shard {
 	_Atomic uint64_t in_use[PTK_FRAME_NR_TYPES];
 	_Atomic uint64_t allocs, frees, fails;
 	_Atomic uint64_t as_created, as_destroyed;
+	/* Kernel-half counters of this CPU (kernel.c). */
+	_Atomic uint64_t k_late_filled, k_activate_filled, k_fault_filled;
+	/* This CPU's shard of the registry of live address spaces (eager
+	 * kernel sync): an RCU list, written under reg_lock by threads of this
+	 * CPU (and by a destroy of a space registered here), read by
+	 * extenders under RCU.  Own line: frame allocations do not touch it. */
+	alignas(PTK_CACHELINE) struct ptk_lock reg_lock;
+	_Atomic(struct ptk_reg_node *) reg_head;
 };
 
 struct ptk_ctx {
@@ -59,6 +95,9 @@ struct ptk_ctx {
 	_Atomic long inject_nth;
 	_Atomic unsigned count_kinds;
 	_Atomic long count;
+	_Atomic bool count_writes;        /* shared-write counting (kernel.h) */
+	bool rcu_percpu;                  /* call_rcu() enqueues per CPU */
+	struct ptk_kernel kernel;
 };
 
 /* Shard of the calling thread's CPU. */
@@ -184,6 +223,13 @@ struct ptk_as {
 	struct ptk_as_shard *shards;  /* ctx->nshards of them */
 	struct ptk_region_set regions;  /* region lock */
 	struct rcu_head rcu;          /* deferred free of this struct */
+	/* kernel half (kernel.c) */
+	bool kernel_ref;              /* the context's reference space */
+	bool kshared;                 /* shares the kernel half */
+	unsigned reg_shard;           /* eager: registry shard it is linked on */
+	struct ptk_reg_node reg;      /* eager: registry link; legacy: list link */
+	_Atomic uint64_t kgen;        /* lazy: generation its kernel half has;
+				       * eager: the creator's barrier word */
 };
 
 /* Region lock (as.c): read side returns the shard token to unlock with. */
@@ -299,5 +345,62 @@ static inline uint64_t ptk_prot_leaf_flags(unsigned prot)
 {
 	return PTK_PTE_USER | ((prot & PTK_PROT_WRITE) ? PTK_PTE_WRITE : 0);
 }
+
+/* Anonymous 4 KiB leaves for [start, end), frames zeroed, installed now.
+ * -ENOMEM (partial installs are left for the caller to zap). */
+int ptk_install_anon(struct ptk_as *as, uint64_t start, uint64_t end,
+		     uint64_t leaf_flags);
+
+/* ---- address-space internals shared with kernel.c ------------------------ */
+
+/* Allocate an address space with an empty root (as.c); no registration. */
+int ptk_as_alloc(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out);
+/* Free it now (no walker can reach it). */
+void ptk_as_free_now(struct ptk_as *as);
+
+/* ---- kernel half (kernel.c) ---------------------------------------------- */
+
+void ptk_kernel_init(struct ptk_ctx *ctx);
+/* Free the reference space and every kernel table.  No address space left,
+ * no walker. */
+void ptk_kernel_fini(struct ptk_ctx *ctx);
+/* After the root is allocated: register (per design) and fill the kernel
+ * half.  Never fails. */
+void ptk_kernel_as_created(struct ptk_as *as);
+/* At the start of destroy: unregister.  Never fails. */
+void ptk_kernel_as_destroying(struct ptk_as *as);
+/* Fault on a kernel address of @as. */
+int ptk_kernel_fault(struct ptk_as *as, uint64_t va, unsigned access);
+
+/*
+ * A full barrier: orders every earlier store before every later load (the
+ * store-buffering pattern needs it; a release/write barrier does not do
+ * it).  A seq_cst fence in normal builds.  gcc rejects
+ * atomic_thread_fence() under -fsanitize=thread (and TSan does not model
+ * fences anyway), so TSan builds use a seq_cst read-modify-write of @word,
+ * a variable on a line the caller already owns (a lock-prefixed
+ * instruction on x86, fully ordered on ARMv8 and POWER).  Each use names
+ * the barrier it pairs with.
+ */
+#ifdef PTK_TSAN
+#define ptk_full_barrier(word) \
+	((void)atomic_fetch_add_explicit((word), 0, memory_order_seq_cst))
+#else
+#define ptk_full_barrier(word) \
+	((void)(word), atomic_thread_fence(memory_order_seq_cst))
+#endif
+
+/* ---- shared-write counting (kernel.h) ------------------------------------ */
+
+#ifdef PTK_COUNT_WRITES
+extern __thread uint64_t ptk_cw_counts[PTK_CW_NR];
+#define PTK_COUNT_WRITE(ctx, cat, n) do { \
+	if (__builtin_expect(atomic_load_explicit(&(ctx)->count_writes, \
+						  memory_order_relaxed), 0)) \
+		ptk_cw_counts[(cat)] += (n); \
+	} while (0)
+#else
+#define PTK_COUNT_WRITE(ctx, cat, n) ((void)(ctx))
+#endif
 
 #endif /* PTKIT_INTERNAL_H */

@@ -8,11 +8,14 @@
 
 extern const struct bench_scenario bench_fault_anon;
 extern const struct bench_scenario bench_unmap_huge, bench_lookup, bench_reclaim;
+extern const struct bench_scenario bench_as_create, bench_kernel_extend;
 extern const struct bench_scenario bench_peers;
 extern const struct bench_scenario bench_replay;
 
 const struct bench_scenario *const bench_scenarios[] = {
 	&bench_fault_anon,
+	&bench_as_create,
+	&bench_kernel_extend,
 	&bench_unmap_huge,
 	&bench_lookup,
 	&bench_reclaim,

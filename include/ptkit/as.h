@@ -94,6 +94,13 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out);
  * read-side section may finish: tables outlive them). */
 void ptk_as_destroy(struct ptk_as *as);
 
+/* Call when a thread starts using @as (switches to it: the switch_mm
+ * analog); the lazy kernel-half sync runs here (kernel.h): O(1) when the
+ * kernel generation has not moved, else the missing top-level entries are
+ * copied.  Nothing to do in the other designs.  Any thread, any number of
+ * threads at once, inside a read-side section or not. */
+void ptk_as_activate(struct ptk_as *as);
+
 struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as);
 unsigned ptk_as_levels(const struct ptk_as *as);
 /* User half [0, end). */
@@ -159,7 +166,10 @@ int ptk_collapse(struct ptk_as *as, uint64_t va);
 /* ---- faults and translation -------------------------------------------- */
 
 /* Handle a fault at @va for @access (PTK_ACCESS_*): check the region and
- * its protection, allocate tables and the frame, install the entry.
+ * its protection, allocate tables and the frame, install the entry.  On a
+ * kernel address (kernel.h): if the reference maps it, copy the missing
+ * top-level entry into @as (the vmalloc_fault analog) and return 0, or
+ * -EACCES for a write to a read-only kernel mapping.
  * 0 if the address is now mapped for @access; -EFAULT outside any region
  * (or non-canonical); -EACCES on a protection violation; -ENOMEM. */
 int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access);

@@ -133,6 +133,9 @@ bool ptk_qsbr_is_online(void);
 /* Run @fn(@head) after a grace period.  Any registered or unregistered
  * thread (registers it); never blocks. */
 void ptk_rcu_call(struct rcu_head *head, void (*fn)(struct rcu_head *));
+/* Set up per-CPU callback queues for the process (once; contexts do it at
+ * creation).  Returns whether call_rcu() now enqueues per CPU. */
+bool ptk_rcu_percpu_callbacks(void);
 /* Wait for a grace period.  Not inside a read-side section. */
 void ptk_rcu_synchronize(void);
 /* Wait until every callback queued so far has run.  Not inside a section,

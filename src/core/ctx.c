@@ -48,8 +48,7 @@ static int fill_config(const struct ptk_ctx_config *in, struct ptk_ctx_config *o
 	    (unsigned)out->rmap_lock > PTK_RMAP_SPIN)
 		return -EINVAL;
 	/* Old designs not implemented yet are refused, not silently replaced. */
-	if (out->kernel_sync != PTK_KSYNC_EAGER ||
-	    out->gather_mode != PTK_GATHER_STACK || out->rmap_lock != PTK_RMAP_SLEEPING)
+	if (out->gather_mode != PTK_GATHER_STACK || out->rmap_lock != PTK_RMAP_SLEEPING)
 		return -EOPNOTSUPP;
 	return 0;
 }
@@ -105,6 +104,8 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		ptk_lock_init(&ctx->shards[i].lock);
 	ptk_lock_init(&ctx->pool_lock);
+	ptk_kernel_init(ctx);
+	ctx->rcu_percpu = ptk_rcu_percpu_callbacks();
 	ctx->free_count = 0;
 	ctx->whole_free = ctx->nchunks;
 	*out = ctx;
@@ -135,8 +136,13 @@ void ptk_ctx_destroy(struct ptk_ctx *ctx)
 	/* Tables (and address-space structs) freed by RCU must be back before
 	 * the pool goes away. */
 	ptk_rcu_barrier();
-	for (unsigned i = 0; i < ctx->nshards; i++)
+	/* The kernel half: the reference root and every shared table. */
+	ptk_kernel_fini(ctx);
+	ptk_rcu_barrier();
+	for (unsigned i = 0; i < ctx->nshards; i++) {
 		ptk_lock_destroy(&ctx->shards[i].lock);
+		ptk_lock_destroy(&ctx->shards[i].reg_lock);
+	}
 	ptk_lock_destroy(&ctx->pool_lock);
 	munmap(ctx->base, ctx->cfg.pool_bytes);
 	munmap(ctx->frames, ctx->nframes * sizeof(struct ptk_frame));

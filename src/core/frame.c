@@ -53,6 +53,7 @@ static int64_t take_whole_chunk(struct ptk_ctx *ctx, uint8_t state)
 /* Move up to @want frames from the shared list to @sh.  Both locks held. */
 static void refill(struct ptk_ctx *ctx, struct ptk_shard *sh, unsigned want)
 {
+	PTK_COUNT_WRITE(ctx, PTK_CW_POOL, 3);   /* lock, list head, unlock */
 	ptk_lock_acquire(&ctx->pool_lock);
 	if (ctx->free_count < want) {
 		int64_t c = take_whole_chunk(ctx, CHUNK_SPLIT);
@@ -79,6 +80,7 @@ static void refill(struct ptk_ctx *ctx, struct ptk_shard *sh, unsigned want)
 /* Move @n frames from @sh back to the shared list.  Shard lock held. */
 static void drain(struct ptk_ctx *ctx, struct ptk_shard *sh, unsigned n)
 {
+	PTK_COUNT_WRITE(ctx, PTK_CW_POOL, 3);   /* lock, list head, unlock */
 	ptk_lock_acquire(&ctx->pool_lock);
 	while (n-- && sh->head) {
 		struct ptk_frame *f = sh->head;

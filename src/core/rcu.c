@@ -120,3 +120,23 @@ bool ptk_qsbr_is_online(void)
 {
 	return qsbr_online;
 }
+
+/* Per-CPU callback queues (liburcu's per-CPU call_rcu data, one worker
+ * thread per CPU), set up once per process: call_rcu() then enqueues on
+ * the caller's CPU's queue instead of one queue shared by every thread,
+ * and the callbacks (frees) run on that CPU, so freed frames go back to
+ * the same per-CPU frame cache.  Falls back to the default queue if
+ * liburcu cannot set them up. */
+static pthread_once_t percpu_once = PTHREAD_ONCE_INIT;
+static bool percpu_ok;
+
+static void percpu_setup(void)
+{
+	percpu_ok = urcu_memb_create_all_cpu_call_rcu_data(0) == 0;
+}
+
+bool ptk_rcu_percpu_callbacks(void)
+{
+	pthread_once(&percpu_once, percpu_setup);
+	return percpu_ok;
+}

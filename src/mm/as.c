@@ -43,7 +43,7 @@ void ptk_as_write_unlock(struct ptk_as *as)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
-int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
+int ptk_as_alloc(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 {
 	if (!ctx || !out)
 		return -EINVAL;
@@ -54,6 +54,7 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 	struct ptk_as *as = calloc(1, sizeof(*as));
 	struct ptk_as_shard *sh = aligned_alloc(PTK_CACHELINE,
 						sizeof(*sh) * ctx->nshards);
+	/* Zeroed: the kernel half starts empty (late init fills it). */
 	struct ptk_frame *root = ptk_table_alloc(ctx, levels - 1);
 	if (!as || !sh || !root) {
 		free(as);
@@ -71,21 +72,43 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 	as->root_slots = ptk_table_slots(ctx, root);
 	as->shards = sh;
 	PTK_AS_ADD(as, tables, 1);
-	PTK_SHARD_ADD(ctx, as_created, 1);
 	*out = as;
 	return 0;
+}
+
+int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct ptk_as *as;
+	int rc = ptk_as_alloc(ctx, levels, &as);
+	if (rc)
+		return rc;
+	PTK_SHARD_ADD(ctx, as_created, 1);
+	PTK_COUNT_WRITE(ctx, PTK_CW_CPU, 1);
+	/* Register and fill the kernel half (after the struct is complete:
+	 * registration publishes it to extenders). */
+	ptk_kernel_as_created(as);
+	*out = as;
+	return 0;
+}
+
+void ptk_as_free_now(struct ptk_as *as)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	ptk_table_free_now(ctx, as->root);
+	for (unsigned i = 0; i < ctx->nshards; i++)
+		pthread_rwlock_destroy(&as->shards[i].lock);
+	ptk_region_set_free(&as->regions);
+	free(as->shards);
+	free(as);
 }
 
 static void as_free_rcu(struct rcu_head *head)
 {
 	PTK_RCU_CALLBACK_BEGIN(head);
 	struct ptk_as *as = ptk_container_of(head, struct ptk_as, rcu);
-	struct ptk_ctx *ctx = as->ctx;
-	ptk_table_free_now(ctx, as->root);
-	for (unsigned i = 0; i < ctx->nshards; i++)
-		pthread_rwlock_destroy(&as->shards[i].lock);
-	free(as->shards);
-	free(as);
+	ptk_as_free_now(as);
 	PTK_RCU_CALLBACK_END();
 }
 
@@ -94,13 +117,19 @@ void ptk_as_destroy(struct ptk_as *as)
 	if (!as)
 		return;
 	struct ptk_ctx *ctx = as->ctx;
+	/* Unregister first: extensions stop looking at it (kernel.h). */
+	ptk_kernel_as_destroying(as);
+	/* The user half only: the kernel half's tables are shared. */
 	struct ptk_gather g;
 	ptk_gather_init(&g, as, true);
 	ptk_zap_range(as, &g, 0, ptk_as_user_end(as));
 	ptk_gather_finish(&g);
 	ptk_region_set_free(&as->regions);
 	PTK_SHARD_ADD(ctx, as_destroyed, 1);
-	/* Walkers still inside a section may hold the root or the struct. */
+	PTK_COUNT_WRITE(ctx, PTK_CW_CPU, 1);
+	/* Walkers still inside a section (and extenders that found it in the
+	 * registry) may hold the root or the struct. */
+	PTK_COUNT_WRITE(ctx, ctx->rcu_percpu ? PTK_CW_CPU : PTK_CW_RCU, 1);
 	ptk_rcu_call(&as->rcu, as_free_rcu);
 }
 

@@ -191,12 +191,43 @@ int ptk_install_special(struct ptk_as *as, uint64_t start, uint64_t end,
 	return rc;
 }
 
+int ptk_install_anon(struct ptk_as *as, uint64_t start, uint64_t end,
+		     uint64_t leaf_flags)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	int rc = 0;
+	for (uint64_t va = start; va < end && !rc; va += PTK_PAGE_SIZE) {
+		struct ptk_frame *page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, true);
+		if (!page)
+			return -ENOMEM;
+		struct ptk_path path;
+		unsigned got;
+		ptk_rcu_read_lock();
+		rc = descend_locked(as, va, PTK_LEVEL_PTE, &path, &got);
+		if (!rc) {
+			PTK_BUG_ON(got != PTK_LEVEL_PTE, "leaf in the way of a new mapping");
+			struct ptk_frame *t = path.table[got];
+			ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
+			PTK_BUG_ON(!ptk_pte_none(ptk_pte_load(slot)), "slot in use under a new region");
+			ptk_pte_store(slot, ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, page), leaf_flags));
+			atomic_fetch_add_explicit(&t->nr_used, 1, memory_order_relaxed);
+			PTK_AS_ADD(as, rss, 1);
+			page = NULL;
+			ptk_table_unlock(t);
+		}
+		ptk_rcu_read_unlock();
+		if (page)
+			ptk_frame_put(ctx, page);
+	}
+	return rc;
+}
+
 int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access)
 {
 	if (!as || access > PTK_ACCESS_EXEC)
 		return -EINVAL;
 	if (va >= ptk_as_user_end(as))
-		return -EFAULT;
+		return ptk_kernel_fault(as, va, access);
 	unsigned tok = ptk_as_read_lock(as);
 	PTK_AS_ADD(as, faults, 1);
 	struct ptk_region *r = ptk_region_find(&as->regions, va);

@@ -71,7 +71,16 @@ static uint64_t walk_step(struct range_walk *w, uint64_t va)
 			if (w->op == OP_ZAP && level + 1 < as->levels &&
 			    atomic_load_explicit(&t->nr_used, memory_order_relaxed) == 0)
 				ptk_table_reclaim_up(as, w->g, &path, level);
-			return ptk_level_next(va, level, w->end);
+			/* Skip the run of empty slots that follows in this table
+			 * in the same step (one section, not one per slot: an
+			 * empty space's destroy crosses 256 root slots). */
+			uint64_t next = ptk_level_next(va, level, w->end);
+			uint64_t span_end = level + 1 < as->levels ?
+				ptk_level_next(va, level + 1, w->end) : w->end;
+			while (next - 1 < span_end - 1 && next != span_end &&
+			       !ptk_pte_present(ptk_pte_load(&slots[ptk_level_index(next, level)])))
+				next = ptk_level_next(next, level, w->end);
+			return next;
 		}
 		if (ptk_pte_is_table(e)) {
 			PTK_BUG_ON(level == 0, "table pointer at level 0");

@@ -160,7 +160,7 @@ int ptk_split_boundary(struct ptk_as *as, uint64_t va)
 	/* The largest leaf is 1 GiB: nothing straddles a 1 GiB boundary.  A
 	 * 2 MiB-aligned address may still cut a 1 GiB leaf; split_at stops at
 	 * the first level whose slots @va is aligned to. */
-	if (va >= ptk_as_user_end(as) || (va & (PTK_HUGE_1G - 1)) == 0)
+	if ((!as->kernel_ref && va >= ptk_as_user_end(as)) || (va & (PTK_HUGE_1G - 1)) == 0)
 		return 0;
 	return split_at(as, va, false);
 }
@@ -302,7 +302,11 @@ void ptk_table_reclaim_up(struct ptk_as *as, struct ptk_gather *g,
 			  struct ptk_path *path, unsigned level)
 {
 	PTK_CONTRACT(ptk_rcu_in_section(), "not inside a read-side section");
-	for (; level + 1 < as->levels; level++) {
+	/* Never the root; in the kernel's reference space not the tables
+	 * under the root either: top-level kernel entries are never cleared
+	 * (ptkit/kernel.h, I1). */
+	unsigned stop = as->kernel_ref ? as->levels - 1 : as->levels;
+	for (; level + 1 < stop; level++) {
 		struct ptk_frame *t = path->table[level];
 		if (atomic_load_explicit(&t->nr_used, memory_order_relaxed) != 0)
 			return;         /* hint; re-checked under the locks */
