@@ -103,8 +103,10 @@ void ptk_table_split_huge(struct ptk_as *as, struct ptk_frame *t, ptk_slot_t *sl
 int ptk_split_boundary(struct ptk_as *as, uint64_t va)
 {
 	struct ptk_ctx *ctx = as->ctx;
-	if (va >= ptk_as_user_end(as) || (va & (PTK_HUGE_2M - 1)) == 0)
-		return 0;       /* nothing straddles a 2 MiB boundary */
+	/* Only a 1 GiB boundary is straddled by no leaf: a 2 MiB-aligned
+	 * address can still be inside a 1 GiB leaf. */
+	if (va >= ptk_as_user_end(as) || (va & (PTK_HUGE_1G - 1)) == 0)
+		return 0;
 	int rc = 0;
 	struct ptk_frame *spare = NULL;
 	ptk_rcu_read_lock();
