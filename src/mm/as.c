@@ -370,6 +370,8 @@ int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 			struct ptk_xlate *out)
 {
+	if (access > PTK_ACCESS_EXEC)
+		return -EINVAL;
 	for (int tries = 0; tries < 16; tries++) {
 		int rc = ptk_translate(as, va, out);
 		if (rc == -EINVAL)

@@ -130,6 +130,8 @@ static struct model_page *p_find(const struct model *m, uint64_t pn)
 static void p_remove(struct model *m, uint64_t start, uint64_t end)
 {
 	size_t i = p_lower(m, start / PAGE), j = p_lower(m, end / PAGE);
+	if (i == j)
+		return;         /* also: no arithmetic on a NULL array */
 	memmove(&m->p[i], &m->p[j], (m->np - j) * sizeof(*m->p));
 	m->np -= j - i;
 }
@@ -155,7 +157,8 @@ static void cut(struct model *m, uint64_t start, uint64_t end)
 	size_t i = r_lower(m, start), j = i;
 	while (j < m->nr && m->r[j].start < end)
 		j++;
-	memmove(&m->r[i], &m->r[j], (m->nr - j) * sizeof(*m->r));
+	if (j > i)
+		memmove(&m->r[i], &m->r[j], (m->nr - j) * sizeof(*m->r));
 	m->nr -= j - i;
 	p_remove(m, start, end);
 }
