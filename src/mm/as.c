@@ -47,6 +47,7 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 {
 	if (!ctx || !out)
 		return -EINVAL;
+	PTK_CHECK_CTX(ctx);
 	if (!levels)
 		levels = ctx->cfg.levels;
 	if (levels != 4 && levels != 5)
@@ -65,6 +66,7 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 	memset(sh, 0, sizeof(*sh) * ctx->nshards);
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		pthread_rwlock_init(&sh[i].lock, NULL);
+	as->magic = PTK_AS_MAGIC;
 	as->ctx = ctx;
 	as->levels = levels;
 	as->root = root;
@@ -93,6 +95,8 @@ void ptk_as_destroy(struct ptk_as *as)
 {
 	if (!as)
 		return;
+	PTK_CHECK_AS(as);
+	as->magic = 0;          /* a second destroy is caught in debug builds */
 	struct ptk_ctx *ctx = as->ctx;
 	struct ptk_gather g;
 	ptk_gather_init(&g, as, true);
@@ -104,9 +108,12 @@ void ptk_as_destroy(struct ptk_as *as)
 	ptk_rcu_call(&as->rcu, as_free_rcu);
 }
 
-struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as) { return as->ctx; }
-unsigned ptk_as_levels(const struct ptk_as *as) { return as->levels; }
-uint64_t ptk_as_user_end(const struct ptk_as *as) { return ptk_user_end(as->levels); }
+struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as) { return as ? as->ctx : NULL; }
+unsigned ptk_as_levels(const struct ptk_as *as) { return as ? as->levels : 0; }
+uint64_t ptk_as_user_end(const struct ptk_as *as)
+{
+	return as ? ptk_user_end(as->levels) : 0;
+}
 
 /* ---- argument checks ---------------------------------------------------- */
 
@@ -114,6 +121,7 @@ static int check_range(struct ptk_as *as, uint64_t va, uint64_t len)
 {
 	if (!as || !len || (va & (PTK_PAGE_SIZE - 1)) || (len & (PTK_PAGE_SIZE - 1)))
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	if (va + len < va || va + len > ptk_as_user_end(as))
 		return -EINVAL;
 	return 0;
@@ -145,6 +153,7 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 {
 	if (!as || !va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
 	if (!len || (len & (PTK_PAGE_SIZE - 1)) || (*va & (PTK_PAGE_SIZE - 1)))
 		return -EINVAL;
@@ -218,7 +227,8 @@ out:
 	if (!rc && (flags & PTK_MAP_POPULATE) && kind == PTK_REGION_ANON) {
 		int prc = ptk_populate(as, at, len, (prot & PTK_PROT_WRITE) ?
 				       PTK_ACCESS_WRITE : PTK_ACCESS_READ);
-		/* Like MAP_POPULATE: the mapping stands; report no memory. */
+		/* Out of memory while populating: the new mapping goes again
+		 * (a FIXED map's old contents are gone: as.h says so). */
 		if (prc == -ENOMEM)
 			rc = prc;
 		if (rc) {
@@ -361,6 +371,7 @@ int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 {
 	if (!as || !out)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	ptk_rcu_read_lock();
 	int rc = ptk_walk(as, va, out);
 	ptk_rcu_read_unlock();
@@ -389,7 +400,12 @@ int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 
 void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st)
 {
+	if (!st)
+		return;
 	memset(st, 0, sizeof(*st));
+	if (!as)
+		return;
+	PTK_CHECK_AS(as);
 	int64_t rss = 0, tables = 0, faults = 0, filled = 0;
 	for (unsigned i = 0; i < as->ctx->nshards; i++) {
 		struct ptk_as_shard *sh = &as->shards[i];
@@ -426,6 +442,7 @@ int ptk_region_query(struct ptk_as *as, uint64_t va, struct ptk_region_info *out
 {
 	if (!as || !out)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	unsigned tok = ptk_as_read_lock(as);
 	struct ptk_region *r = ptk_region_find(&as->regions, va);
 	int rc = -ENOENT;
@@ -442,6 +459,7 @@ int ptk_region_foreach(struct ptk_as *as,
 {
 	if (!as || !fn)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	unsigned tok = ptk_as_read_lock(as);
 	int rc = 0;
 	for (size_t i = 0; i < as->regions.n && !rc; i++) {

@@ -218,6 +218,7 @@ int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access)
 {
 	if (!as || access > PTK_ACCESS_EXEC)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	if (va >= ptk_as_user_end(as))
 		return -EFAULT;
 	unsigned tok = ptk_as_read_lock(as);
@@ -242,6 +243,7 @@ int ptk_populate(struct ptk_as *as, uint64_t va, uint64_t len, unsigned access)
 	if (!as || (va & (PTK_PAGE_SIZE - 1)) || (len & (PTK_PAGE_SIZE - 1)) ||
 	    va + len < va || access > PTK_ACCESS_EXEC)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	for (uint64_t a = va; a < va + len; a += PTK_PAGE_SIZE) {
 		struct ptk_xlate x;
 		if (ptk_translate(as, a, &x) == 0 &&

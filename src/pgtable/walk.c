@@ -6,6 +6,9 @@
 int ptk_walk(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 {
 	PTK_CONTRACT(ptk_rcu_in_section(), "not inside a read-side section");
+	if (!as || !out)
+		return -EINVAL;
+	PTK_CHECK_AS(as);
 	struct ptk_ctx *ctx = as->ctx;
 	unsigned levels = as->levels;
 	if (!ptk_va_canonical(va, levels))
