@@ -3,6 +3,7 @@
  *
  *   ptkit demo [options]     a small multithreaded workload, with figures
  *   ptkit bench [SCENARIO]   benchmarks (bench.c)
+ *   ptkit torture [options]  every torture workload with random modes (torture.c)
  *   ptkit help [COMMAND]     usage
  *
  * Exit status: 0 success, 1 a check failed, 2 bad usage.
@@ -17,6 +18,9 @@
 #include <time.h>
 
 #include "bench.h"
+
+int torture_main(int argc, char **argv);
+void torture_usage(FILE *f);
 #include "ptkit/ptkit.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -287,6 +291,7 @@ struct command {
 static const struct command commands[] = {
 	{ "demo", "a small multithreaded workload with figures", cmd_demo, demo_usage },
 	{ "bench", "benchmarks: old design beside new, medians and ratios", bench_main, bench_usage },
+	{ "torture", "soak: every torture workload with random design modes", torture_main, torture_usage },
 };
 
 static void usage(FILE *f)

@@ -24,12 +24,14 @@
  * in run_op() that calls ptkit and the matching model_<op>() and compares
  * the results, and the range it touched (so the step check covers it).
  * Kernel-half mappings, walkers/pins, collapse, gather modes and clone or
- * truncate plug in there; design modes plug in at ctx creation (fz_begin).
+ * truncate plug in there; design modes plug in at ctx creation (fz_begin,
+ * from fuzz_as_ctx_config, which `ptkit torture` sets at random).
  *
  * Built as a libFuzzer target with clang (fuzz_as_fuzzer), and linked with
  * replay.c into a plain program that replays the corpus and every kept
  * regression input in the normal test suite (fuzz_replay).
- * FUZZ_AS_VERBOSE=1 prints each operation as it runs.
+ * FUZZ_AS_VERBOSE=1 prints each operation as it runs; FUZZ_AS_SAVE=FILE
+ * writes each input to FILE before running it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +41,7 @@
 #include <string.h>
 
 #include "ptkit/ptkit.h"
+#include "fuzz_as.h"
 #include "model.h"
 
 #define NAS        3
@@ -200,14 +203,17 @@ static void fz_begin(struct fz *f)
 	f->next_tag = 1;
 	struct ptk_ctx_config cfg;
 	ptk_ctx_config_default(&cfg);
+	if (fuzz_as_ctx_config)
+		cfg = *fuzz_as_ctx_config;
+	else
+		cfg.cache_shards = 2;
 	cfg.pool_bytes = POOL_BYTES;
-	cfg.cache_shards = 2;
 	if (ptk_ctx_create(&cfg, &f->ctx))
 		fz_fail(f, "cannot create a context");
 	for (unsigned i = 0; i < NAS; i++) {
-		if (ptk_as_create(f->ctx, 4, &f->as[i]))
+		if (ptk_as_create(f->ctx, 0, &f->as[i]))
 			fz_fail(f, "cannot create an address space");
-		model_init(&f->m[i], 4);
+		model_init(&f->m[i], ptk_as_levels(f->as[i]));
 		set_oracle(f, i);
 	}
 }
@@ -373,8 +379,14 @@ static void run_op(struct fz *f, const uint8_t *b)
 	case OP_DROP:
 		rc = ptk_drop(f->as[i], a.va, a.len);
 		DISARM();
-		if (fired && rc == -ENOMEM && pages_still_there(f, i, a.va, a.va + a.len))
+		if (fired && rc == -ENOMEM) {
+			/* A boundary split failed (nothing dropped: the pages
+			 * are all still there), or a part of the range is
+			 * unmapped (the rest dropped). */
+			if (!pages_still_there(f, i, a.va, a.va + a.len))
+				model_drop(&f->m[i], a.va, a.len);
 			break;
+		}
 		expect(f, "drop", rc, model_drop(&f->m[i], a.va, a.len));
 		break;
 	case OP_FAULT:
@@ -402,8 +414,10 @@ static void run_op(struct fz *f, const uint8_t *b)
 						fz_fail(f, "write fault gave no host page");
 					continue;
 				}
+				/* The tag lives at the start of the page (va may be
+				 * unaligned: x.host points at va's byte). */
 				uint32_t tag = f->next_tag++;
-				memcpy(x.host, &tag, sizeof(tag));
+				memcpy((uint8_t *)x.host - (va & (PTK_PAGE_SIZE - 1)), &tag, sizeof(tag));
 				model_set_tag(&f->m[i], va, tag);
 			}
 		}
@@ -459,11 +473,21 @@ static void run_op(struct fz *f, const uint8_t *b)
 	check_space(f, i, check_lo, check_hi);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const struct ptk_ctx_config *fuzz_as_ctx_config;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz f;
+	/* FUZZ_AS_SAVE=FILE: write each input there first, so the one a
+	 * caller without libFuzzer (ptkit torture) died on can be kept. */
+	const char *save = getenv("FUZZ_AS_SAVE");
+	if (save) {
+		FILE *fp = fopen(save, "wb");
+		if (fp) {
+			fwrite(data, 1, size, fp);
+			fclose(fp);
+		}
+	}
 	fz_begin(&f);
 	for (size_t off = 0; off + 8 <= size && f.step < MAX_OPS; off += 8, f.step++)
 		run_op(&f, data + off);
