@@ -20,10 +20,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fuzz_as.h"
 #include "torture.h"
@@ -47,6 +49,20 @@ static uint64_t mix(uint64_t *s)   /* splitmix64 */
 	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
 	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
 	return z ^ (z >> 31);
+}
+
+/* A broken invariant aborts (PTK_BUG_ON, the model workload's checks):
+ * name the round's seed first.  The message is formatted before the round
+ * runs, so the handler only calls write(). */
+static char abort_msg[256];
+static volatile size_t abort_len;
+
+static void on_abort(int sig)
+{
+	if (abort_len)
+		(void)!write(2, abort_msg, abort_len);
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 /* Every design combination this build accepts. */
@@ -162,6 +178,7 @@ int torture_main(int argc, char **argv)
 	       seconds, seed, nmodes, nmodes == 1 ? "" : "s");
 	fflush(stdout);
 
+	signal(SIGABRT, on_abort);
 	double t0 = now_s();
 	uint64_t chain = seed, rounds = 0, ops = 0, lookups = 0, inputs = 0;
 	int failed = 0;
@@ -193,6 +210,13 @@ int torture_main(int argc, char **argv)
 			       cfg.readers, cfg.seconds);
 			fflush(stdout);
 		}
+		abort_len = 0;
+		int len = snprintf(abort_msg, sizeof(abort_msg),
+				   "ptkit torture: invariant violated in round %" PRIu64 ", seed %" PRIu64
+				   ": replay with ptkit torture --seed %" PRIu64 " --seconds 3"
+				   " (FUZZ_AS_SAVE=FILE keeps the model workload's input)\n",
+				   round, rs, rs);
+		abort_len = len > 0 && (size_t)len < sizeof(abort_msg) ? (size_t)len : 0;
 		/* stress_as */
 		struct torture_result res;
 		int rc = torture_as_run(&cfg, &res);
@@ -221,6 +245,7 @@ int torture_main(int argc, char **argv)
 		fuzz_as_ctx_config = NULL;
 		rounds++;
 	}
+	abort_len = 0;
 	double el = now_s() - t0;
 	printf("ptkit torture: %" PRIu64 " rounds in %.1f s: %" PRIu64 " stress ops, %" PRIu64
 	       " lockless lookups, %" PRIu64 " model inputs; %s\n", rounds, el, ops, lookups,
