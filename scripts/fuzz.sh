@@ -19,8 +19,7 @@ ninja -C "$dir" tests/fuzz_as_fuzzer >"$dir/fuzz-build.log" 2>&1 || { tail -30 "
 fuzzer=$dir/tests/fuzz_as_fuzzer
 work=$dir/fuzz-corpus crashes=$dir/fuzz-crashes
 rm -rf "$work"; mkdir -p "$work" "$crashes"
-cp tests/fuzz/corpus/* "$work"/
-for f in tests/fuzz/regressions/*; do
+for f in tests/fuzz/corpus/* tests/fuzz/regressions/*; do
   case "$(basename "$f")" in README*) ;; *) cp "$f" "$work"/ ;; esac
 done
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -33,8 +32,8 @@ else
   failed=$((failed + 1)); tail -40 "$dir/fuzz.log"; ls "$crashes"
 fi
 echo "==> replay corpus and regressions"
-inputs=(tests/fuzz/corpus/*)
-for f in tests/fuzz/regressions/*; do
+inputs=()
+for f in tests/fuzz/corpus/* tests/fuzz/regressions/*; do
   case "$(basename "$f")" in README*) ;; *) inputs+=("$f") ;; esac
 done
 if "$fuzzer" -runs=0 "${inputs[@]}" >"$dir/fuzz-replay.log" 2>&1; then
