@@ -3,6 +3,9 @@
 #   release build:        unit + stress tests
 #   debug + ASan/UBSan:   unit + stress tests (contract checks, poisoning)
 #   TSan:                 the concurrency (stress) tests
+#   clang:                -Werror build, then the libFuzzer differential
+#                         fuzzer for a bounded time + corpus replay
+#                         (scripts/fuzz.sh; FUZZ_SECONDS, default 60)
 #   spin:                 the protocol models (models/check.sh)
 # Prints "N passed, M failed" last; exit status non-zero on any failure.
 set -uo pipefail
@@ -36,6 +39,7 @@ step "tests asan+ubsan"     asan_tests
 step "build tsan"           setup build-tsan -Dcontracts=true -Db_sanitize=thread -Db_lundef=false
 step "tests tsan (stress)"  tsan_tests
 step "build clang -Werror"  clang_build
+step "fuzz (${FUZZ_SECONDS:-60} s) + replay" scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 if [ -x models/check.sh ]; then
   step "protocol models"    models/check.sh
 fi

@@ -73,7 +73,18 @@ struct ptk_shard {
 	_Atomic(struct ptk_reg_node *) reg_head;
 };
 
+/* Object tags: set at creation, cleared at destroy.  Debug builds check them
+ * at the public entry points (PTK_CHECK_AS/CTX), catching use after destroy
+ * (until the memory is reused) and an object of the wrong kind. */
+#define PTK_CTX_MAGIC UINT32_C(0x70746b63)   /* "ptkc" */
+#define PTK_AS_MAGIC  UINT32_C(0x70746b61)   /* "ptka" */
+#define PTK_CHECK_CTX(ctx) \
+	PTK_CONTRACT((ctx)->magic == PTK_CTX_MAGIC, "not a live context (destroyed?)")
+#define PTK_CHECK_AS(as) \
+	PTK_CONTRACT((as)->magic == PTK_AS_MAGIC, "not a live address space (destroyed?)")
+
 struct ptk_ctx {
+	uint32_t magic;
 	struct ptk_ctx_config cfg;
 	uint8_t *base;                    /* host memory of frame 0 */
 	uint64_t nframes;
@@ -216,6 +227,7 @@ struct ptk_region_set {
 };
 
 struct ptk_as {
+	uint32_t magic;
 	struct ptk_ctx *ctx;
 	struct ptk_frame *root;
 	ptk_slot_t *root_slots;

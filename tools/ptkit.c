@@ -6,6 +6,7 @@
  *   ptkit plot RESULTS.json  plots of bench results (plot.c)
  *   ptkit trace record -- COMMAND   record a real program (trace_record.c)
  *   ptkit replay TRACE       replay a trace on ptkit (trace.c)
+ *   ptkit torture [options]  every torture workload with random modes (torture.c)
  *   ptkit help [COMMAND]     usage
  *
  * Exit status: 0 success, 1 a check failed, 2 bad usage.
@@ -22,6 +23,9 @@
 #include "bench.h"
 #include "plot.h"
 #include "trace.h"
+
+int torture_main(int argc, char **argv);
+void torture_usage(FILE *f);
 #include "ptkit/ptkit.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -295,6 +299,7 @@ static const struct command commands[] = {
 	{ "plot", "PNG/SVG plots of bench results (gnuplot)", plot_main, plot_usage },
 	{ "trace", "record what a real program does to its address space", trace_main, trace_usage },
 	{ "replay", "replay recorded traces on ptkit address spaces", replay_main, replay_usage },
+	{ "torture", "soak: every torture workload with random design modes", torture_main, torture_usage },
 };
 
 static void usage(FILE *f)

@@ -26,10 +26,13 @@
  * is done.  Faults in a zapping range fail with -EFAULT, as after unmap.
  *
  * Errors: every function returns 0 or a negative errno; on failure nothing
- * is leaked and the address space is unchanged, except where stated:
- * populate may have filled part of its range, and a PTK_MAP_FIXED map over
- * existing mappings that fails after removing them leaves the range
- * unmapped (as mmap(MAP_FIXED) does).
+ * is leaked and the address space is unchanged, except where stated
+ * (populate may have filled part of the range; a FIXED map that fails with
+ * -ENOMEM after replacing the range leaves it unmapped, as mmap may).  A
+ * NULL address space or output pointer gives -EINVAL (accessors: NULL or
+ * 0; destroy and stats: nothing).  Debug builds tag live address spaces
+ * and abort with a message on one used after ptk_as_destroy() (until its
+ * memory is freed after a grace period; ASan catches later uses).
  */
 #ifndef PTKIT_AS_H
 #define PTKIT_AS_H

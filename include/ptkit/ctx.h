@@ -10,6 +10,10 @@
  *
  * Concurrency: ptk_ctx_create()/ptk_ctx_destroy() are not concurrent with
  * any other use of the same context.  Everything else is thread-safe.
+ *
+ * Bad arguments: a NULL context gives -EINVAL (NULL from ptk_ctx_config(),
+ * nothing from destroy and quiesce).  Debug builds tag live contexts and
+ * abort with a message on one used after ptk_ctx_destroy().
  */
 #ifndef PTKIT_CTX_H
 #define PTKIT_CTX_H

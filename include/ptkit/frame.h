@@ -77,11 +77,17 @@ struct ptk_frame {
 
 /* ---- pool management (ctx.c calls these) ------------------------------- */
 
+/* Bad arguments: NULL contexts and frames are ignored (free, put, get) or
+ * answered with NULL / false / UINT64_MAX (alloc, lookups, try_get); a
+ * descriptor that is not in @ctx's pool, a double free and a reference
+ * count underflow are caller bugs and abort with a message (PTK_BUG_ON). */
+
 /* Number of frame types, for statistics arrays. */
 #define PTK_FRAME_NR_TYPES PTK_FRAME_TYPES
 
 /* Allocate one 4 KiB frame of @type.  Contents are zeroed if @zero (data and
- * batch frames; tables are initialised by table.c).  Returns NULL when the
+ * batch frames; tables are initialised by table.c).  Returns NULL for a
+ * NULL @ctx or a @type other than DATA/TABLE/BATCH, and when the
  * pool is exhausted (or an injected failure fires).  Any thread; never
  * sleeps for memory (it may take the shard's lock). */
 struct ptk_frame *ptk_frame_alloc(struct ptk_ctx *ctx, enum ptk_frame_type type,
@@ -103,6 +109,8 @@ void ptk_frame_put(struct ptk_ctx *ctx, struct ptk_frame *f);
  * maps under the table lock). */
 static inline void ptk_frame_get(struct ptk_frame *f)
 {
+	if (!f)
+		return;
 	atomic_fetch_add_explicit(&f->refcount, 1, memory_order_relaxed);
 }
 
@@ -112,6 +120,8 @@ static inline void ptk_frame_get(struct ptk_frame *f)
  * reference if not. */
 static inline bool ptk_frame_try_get(struct ptk_frame *f)
 {
+	if (!f)
+		return false;
 	uint32_t c = atomic_load_explicit(&f->refcount, memory_order_relaxed);
 	do {
 		if (c == 0)

@@ -35,7 +35,9 @@
  *   ptk_gather_note_range()                         widen the TLB range
  *   ptk_gather_add_table()                          record a detached table
  *
- * A gather belongs to one thread and one address space.
+ * A gather belongs to one thread and one address space.  NULL gathers and
+ * frames are ignored; a gather initialised with a NULL address space is
+ * inert (every call on it does nothing).
  */
 #ifndef PTKIT_GATHER_H
 #define PTKIT_GATHER_H

@@ -10,6 +10,7 @@
  * In debug builds the lock records its owner so that PTK_CONTRACT(
  * ptk_lock_held(l)) can check "caller holds the lock".  Release builds keep
  * no owner and ptk_lock_held() is not meaningful there (it returns true).
+ * A NULL lock is a caller bug: every function aborts with a message.
  */
 #ifndef PTKIT_LOCK_H
 #define PTKIT_LOCK_H

@@ -15,6 +15,8 @@
  * it, and unregistered when they exit.  ptk_thread_register() does it
  * explicitly (for example before timing a loop).
  *
+ * ptk_rcu_call() with a NULL head or callback aborts with a message.
+ *
  * Read-side sections nest.  Do not call ptk_rcu_synchronize() or
  * ptk_rcu_barrier() inside one (that would wait for itself).
  */

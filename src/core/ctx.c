@@ -14,6 +14,8 @@
 
 void ptk_ctx_config_default(struct ptk_ctx_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->pool_bytes = DEFAULT_POOL_BYTES;
 	cfg->levels = 4;
@@ -108,18 +110,23 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 	ctx->rcu_percpu = ptk_rcu_percpu_callbacks();
 	ctx->free_count = 0;
 	ctx->whole_free = ctx->nchunks;
+	ctx->magic = PTK_CTX_MAGIC;
 	*out = ctx;
 	return 0;
 }
 
 const struct ptk_ctx_config *ptk_ctx_config(const struct ptk_ctx *ctx)
 {
+	if (!ctx)
+		return NULL;
+	PTK_CHECK_CTX(ctx);
 	return &ctx->cfg;
 }
 
 void ptk_ctx_quiesce(struct ptk_ctx *ctx)
 {
-	(void)ctx;
+	if (ctx)
+		PTK_CHECK_CTX(ctx);
 	ptk_rcu_barrier();
 }
 
@@ -127,6 +134,7 @@ void ptk_ctx_destroy(struct ptk_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	PTK_CHECK_CTX(ctx);
 	uint64_t created = 0, destroyed = 0;
 	for (unsigned i = 0; i < ctx->nshards; i++) {
 		created += atomic_load(&ctx->shards[i].as_created);
@@ -139,6 +147,7 @@ void ptk_ctx_destroy(struct ptk_ctx *ctx)
 	/* The kernel half: the reference root and every shared table. */
 	ptk_kernel_fini(ctx);
 	ptk_rcu_barrier();
+	ctx->magic = 0;
 	for (unsigned i = 0; i < ctx->nshards; i++) {
 		ptk_lock_destroy(&ctx->shards[i].lock);
 		ptk_lock_destroy(&ctx->shards[i].reg_lock);
@@ -169,6 +178,9 @@ bool ptk_inject_should_fail(struct ptk_ctx *ctx, unsigned kind)
 
 long ptk_ctx_inject_failure(struct ptk_ctx *ctx, unsigned kinds, long nth)
 {
+	if (!ctx)
+		return -EINVAL;
+	PTK_CHECK_CTX(ctx);
 	long prev = atomic_load_explicit(&ctx->inject_nth, memory_order_relaxed);
 	atomic_store_explicit(&ctx->inject_kinds, 0, memory_order_relaxed);
 	/* Disarmed: nothing remains (a later call must not report a stale
@@ -184,6 +196,9 @@ long ptk_ctx_inject_failure(struct ptk_ctx *ctx, unsigned kinds, long nth)
 
 long ptk_ctx_alloc_count(struct ptk_ctx *ctx, unsigned kinds, int reset)
 {
+	if (!ctx)
+		return -EINVAL;
+	PTK_CHECK_CTX(ctx);
 	long n = atomic_load_explicit(&ctx->count, memory_order_relaxed);
 	if (reset) {
 		atomic_store_explicit(&ctx->count, 0, memory_order_relaxed);

@@ -118,7 +118,8 @@ static unsigned inject_kind(enum ptk_frame_type type)
 struct ptk_frame *ptk_frame_alloc(struct ptk_ctx *ctx, enum ptk_frame_type type,
 				  bool zero)
 {
-	PTK_BUG_ON(type == PTK_FRAME_FREE || type >= PTK_FRAME_HUGE, "bad frame type");
+	if (!ctx || type == PTK_FRAME_FREE || type >= PTK_FRAME_HUGE)
+		return NULL;    /* bad argument: no frame */
 	struct ptk_shard *sh = ptk_ctx_shard(ctx);
 	if (ptk_inject_should_fail(ctx, inject_kind(type))) {
 		atomic_fetch_add_explicit(&sh->fails, 1, memory_order_relaxed);
@@ -159,6 +160,8 @@ struct ptk_frame *ptk_frame_alloc(struct ptk_ctx *ctx, enum ptk_frame_type type,
 
 struct ptk_frame *ptk_frame_alloc_huge(struct ptk_ctx *ctx)
 {
+	if (!ctx)
+		return NULL;
 	struct ptk_shard *sh = ptk_ctx_shard(ctx);
 	if (ptk_inject_should_fail(ctx, PTK_INJECT_DATA)) {
 		atomic_fetch_add_explicit(&sh->fails, 1, memory_order_relaxed);
@@ -202,8 +205,18 @@ static void poison(struct ptk_ctx *ctx, struct ptk_frame *f, uint8_t type)
 	}
 }
 
+/* A descriptor of @ctx's pool, or a caller bug (abort with a message). */
+static void check_frame(struct ptk_ctx *ctx, const struct ptk_frame *f)
+{
+	PTK_BUG_ON(f < ctx->frames || f >= ctx->frames + ctx->nframes,
+		   "not a frame of this context's pool");
+}
+
 void ptk_frame_free(struct ptk_ctx *ctx, struct ptk_frame *f)
 {
+	if (!ctx || !f)
+		return;
+	check_frame(ctx, f);
 	uint8_t type = atomic_load_explicit(&f->type, memory_order_relaxed);
 	PTK_BUG_ON(type == PTK_FRAME_FREE, "double free");
 	PTK_BUG_ON(type == PTK_FRAME_HUGE_TAIL, "freeing a huge tail");
@@ -240,6 +253,9 @@ void ptk_frame_free(struct ptk_ctx *ctx, struct ptk_frame *f)
 
 void ptk_frame_put(struct ptk_ctx *ctx, struct ptk_frame *f)
 {
+	if (!ctx || !f)
+		return;
+	check_frame(ctx, f);
 	f = ptk_frame_head(ctx, f);
 	/* Release: our accesses to the frame happen before its free; the
 	 * acquire fence on the last put pairs with every other put's release. */
@@ -253,27 +269,35 @@ void ptk_frame_put(struct ptk_ctx *ctx, struct ptk_frame *f)
 
 struct ptk_frame *ptk_pfn_to_frame(struct ptk_ctx *ctx, uint64_t pfn)
 {
-	return pfn < ctx->nframes ? &ctx->frames[pfn] : NULL;
+	return ctx && pfn < ctx->nframes ? &ctx->frames[pfn] : NULL;
 }
 
 uint64_t ptk_frame_pfn(struct ptk_ctx *ctx, const struct ptk_frame *f)
 {
+	if (!ctx || !f || f < ctx->frames || f >= ctx->frames + ctx->nframes)
+		return UINT64_MAX;
 	return ptk_frame_pfn_fast(ctx, f);
 }
 
 void *ptk_frame_host(struct ptk_ctx *ctx, const struct ptk_frame *f)
 {
+	if (!ctx || !f || f < ctx->frames || f >= ctx->frames + ctx->nframes)
+		return NULL;
 	return ptk_pfn_host_fast(ctx, ptk_frame_pfn_fast(ctx, f));
 }
 
 void *ptk_pfn_host(struct ptk_ctx *ctx, uint64_t pfn)
 {
-	return pfn < ctx->nframes ? ptk_pfn_host_fast(ctx, pfn) : NULL;
+	return ctx && pfn < ctx->nframes ? ptk_pfn_host_fast(ctx, pfn) : NULL;
 }
 
 void ptk_pool_stats(struct ptk_ctx *ctx, struct ptk_pool_stats *st)
 {
+	if (!st)
+		return;
 	memset(st, 0, sizeof(*st));
+	if (!ctx)
+		return;
 	st->capacity = ctx->nframes;
 	uint64_t cached = 0;
 	for (unsigned i = 0; i < ctx->nshards; i++) {

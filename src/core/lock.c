@@ -34,6 +34,7 @@ static unsigned long self_id(void)
 
 void ptk_lock_init(struct ptk_lock *l)
 {
+	PTK_BUG_ON(!l, "NULL lock");
 	int rc = pthread_mutex_init(&l->mutex, NULL);
 	PTK_BUG_ON(rc != 0, "pthread_mutex_init failed");
 #ifdef PTK_DEBUG
@@ -43,6 +44,7 @@ void ptk_lock_init(struct ptk_lock *l)
 
 void ptk_lock_destroy(struct ptk_lock *l)
 {
+	PTK_BUG_ON(!l, "NULL lock");
 #ifdef PTK_DEBUG
 	PTK_CONTRACT(OWNER(l) == 0, "destroying a held lock");
 #endif
@@ -51,6 +53,7 @@ void ptk_lock_destroy(struct ptk_lock *l)
 
 void ptk_lock_acquire(struct ptk_lock *l)
 {
+	PTK_BUG_ON(!l, "NULL lock");
 #ifdef PTK_DEBUG
 	PTK_CONTRACT(OWNER(l) != self_id(), "recursive acquisition");
 #endif
@@ -63,6 +66,7 @@ void ptk_lock_acquire(struct ptk_lock *l)
 
 void ptk_lock_release(struct ptk_lock *l)
 {
+	PTK_BUG_ON(!l, "NULL lock");
 	PTK_CONTRACT(ptk_lock_held(l), "releasing a lock not held");
 #ifdef PTK_DEBUG
 	atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
@@ -73,6 +77,8 @@ void ptk_lock_release(struct ptk_lock *l)
 bool ptk_lock_held(struct ptk_lock *l)
 {
 #ifdef PTK_DEBUG
+	if (!l)
+		return false;
 	return atomic_load_explicit(&l->owner, memory_order_relaxed) == self_id();
 #else
 	(void)l;

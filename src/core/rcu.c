@@ -63,6 +63,7 @@ void ptk_thread_unregister(void)
 
 void ptk_rcu_call(struct rcu_head *head, void (*fn)(struct rcu_head *))
 {
+	PTK_BUG_ON(!head || !fn, "NULL head or callback");
 	if (!ptk_rcu_registered)
 		ptk_thread_register();
 	PTK_TSAN_RELEASE(head);   /* pairs with PTK_RCU_CALLBACK_BEGIN */

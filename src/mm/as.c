@@ -47,6 +47,7 @@ int ptk_as_alloc(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 {
 	if (!ctx || !out)
 		return -EINVAL;
+	PTK_CHECK_CTX(ctx);
 	if (!levels)
 		levels = ctx->cfg.levels;
 	if (levels != 4 && levels != 5)
@@ -66,6 +67,7 @@ int ptk_as_alloc(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 	memset(sh, 0, sizeof(*sh) * ctx->nshards);
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		pthread_rwlock_init(&sh[i].lock, NULL);
+	as->magic = PTK_AS_MAGIC;
 	as->ctx = ctx;
 	as->levels = levels;
 	as->root = root;
@@ -116,6 +118,8 @@ void ptk_as_destroy(struct ptk_as *as)
 {
 	if (!as)
 		return;
+	PTK_CHECK_AS(as);
+	as->magic = 0;          /* a second destroy is caught in debug builds */
 	struct ptk_ctx *ctx = as->ctx;
 	/* Unregister first: extensions stop looking at it (kernel.h). */
 	ptk_kernel_as_destroying(as);
@@ -133,9 +137,12 @@ void ptk_as_destroy(struct ptk_as *as)
 	ptk_rcu_call(&as->rcu, as_free_rcu);
 }
 
-struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as) { return as->ctx; }
-unsigned ptk_as_levels(const struct ptk_as *as) { return as->levels; }
-uint64_t ptk_as_user_end(const struct ptk_as *as) { return ptk_user_end(as->levels); }
+struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as) { return as ? as->ctx : NULL; }
+unsigned ptk_as_levels(const struct ptk_as *as) { return as ? as->levels : 0; }
+uint64_t ptk_as_user_end(const struct ptk_as *as)
+{
+	return as ? ptk_user_end(as->levels) : 0;
+}
 
 /* ---- argument checks ---------------------------------------------------- */
 
@@ -143,6 +150,7 @@ static int check_range(struct ptk_as *as, uint64_t va, uint64_t len)
 {
 	if (!as || !len || (va & (PTK_PAGE_SIZE - 1)) || (len & (PTK_PAGE_SIZE - 1)))
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	if (va + len < va || va + len > ptk_as_user_end(as))
 		return -EINVAL;
 	return 0;
@@ -174,6 +182,7 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 {
 	if (!as || !va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
 	if (!len || (len & (PTK_PAGE_SIZE - 1)) || (*va & (PTK_PAGE_SIZE - 1)))
 		return -EINVAL;
@@ -389,6 +398,8 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 			struct ptk_xlate *out)
 {
+	if (access > PTK_ACCESS_EXEC)
+		return -EINVAL;
 	for (int tries = 0; tries < 16; tries++) {
 		int rc = ptk_translate(as, va, out);
 		if (rc == -EINVAL)
@@ -406,7 +417,12 @@ int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 
 void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st)
 {
+	if (!st)
+		return;
 	memset(st, 0, sizeof(*st));
+	if (!as)
+		return;
+	PTK_CHECK_AS(as);
 	int64_t rss = 0, tables = 0, faults = 0, filled = 0;
 	for (unsigned i = 0; i < as->ctx->nshards; i++) {
 		struct ptk_as_shard *sh = &as->shards[i];
@@ -443,6 +459,7 @@ int ptk_region_query(struct ptk_as *as, uint64_t va, struct ptk_region_info *out
 {
 	if (!as || !out)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	unsigned tok = ptk_as_read_lock(as);
 	struct ptk_region *r = ptk_region_find(&as->regions, va);
 	int rc = -ENOENT;
@@ -459,6 +476,7 @@ int ptk_region_foreach(struct ptk_as *as,
 {
 	if (!as || !fn)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	unsigned tok = ptk_as_read_lock(as);
 	int rc = 0;
 	for (size_t i = 0; i < as->regions.n && !rc; i++) {

@@ -85,6 +85,28 @@ static void touch_leaf(ptk_slot_t *slot, ptk_pte_t e, unsigned access, unsigned 
 		ptk_pte_store(slot, ne);
 }
 
+/* Whether the 2 MiB slot of @va already points to a table (a lockless
+ * hint): a huge leaf cannot go there, so allocating and zeroing a 2 MiB
+ * frame for it would be wasted.  Not inside a read-side section. */
+static bool pmd_holds_table(struct ptk_as *as, uint64_t va)
+{
+	bool table = false;
+	ptk_rcu_read_lock();
+	const ptk_slot_t *t = as->root_slots;
+	for (unsigned level = as->levels - 1;; level--) {
+		ptk_pte_t e = ptk_pte_load(&t[ptk_level_index(va, level)]);
+		if (!ptk_pte_is_table(e))
+			break;
+		if (level == PTK_LEVEL_PMD) {
+			table = true;
+			break;
+		}
+		t = ptk_pfn_host_fast(as->ctx, ptk_pte_pfn(e));
+	}
+	ptk_rcu_read_unlock();
+	return table;
+}
+
 /* Fault on anonymous region @r.  Region lock held (read). */
 static int fault_anon(struct ptk_as *as, const struct ptk_region *r, uint64_t va,
 		      unsigned access)
@@ -94,7 +116,8 @@ static int fault_anon(struct ptk_as *as, const struct ptk_region *r, uint64_t va
 			 (access == PTK_ACCESS_WRITE ? PTK_PTE_DIRTY : 0);
 	uint64_t hbase = ptk_level_base(va, PTK_LEVEL_PMD);
 	struct ptk_frame *huge = NULL, *page = NULL;
-	if ((r->flags & PTK_MAP_HUGE) && hbase >= r->start && hbase + PTK_HUGE_2M <= r->end)
+	if ((r->flags & PTK_MAP_HUGE) && hbase >= r->start && hbase + PTK_HUGE_2M <= r->end &&
+	    !pmd_holds_table(as, va))
 		huge = ptk_frame_alloc_huge(ctx);
 	if (!huge && !(page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, true)))
 		return -ENOMEM;
@@ -226,6 +249,7 @@ int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access)
 {
 	if (!as || access > PTK_ACCESS_EXEC)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	if (va >= ptk_as_user_end(as))
 		return ptk_kernel_fault(as, va, access);
 	unsigned tok = ptk_as_read_lock(as);
@@ -248,8 +272,9 @@ int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access)
 int ptk_populate(struct ptk_as *as, uint64_t va, uint64_t len, unsigned access)
 {
 	if (!as || (va & (PTK_PAGE_SIZE - 1)) || (len & (PTK_PAGE_SIZE - 1)) ||
-	    va + len < va)
+	    va + len < va || access > PTK_ACCESS_EXEC)
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	for (uint64_t a = va; a < va + len; a += PTK_PAGE_SIZE) {
 		struct ptk_xlate x;
 		if (ptk_translate(as, a, &x) == 0 &&

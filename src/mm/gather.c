@@ -42,7 +42,11 @@ static void batch_free(struct ptk_ctx *ctx, struct ptk_gather_batch *b)
 
 void ptk_gather_init(struct ptk_gather *g, struct ptk_as *as, bool fullmm)
 {
+	if (!g)
+		return;
 	memset(g, 0, sizeof(*g));
+	if (!as)
+		return;         /* an inert gather: every call on it does nothing */
 	g->as = as;
 	g->ctx = as->ctx;
 	g->slots = g->local;
@@ -55,6 +59,8 @@ void ptk_gather_init(struct ptk_gather *g, struct ptk_as *as, bool fullmm)
 void ptk_gather_note_range(struct ptk_gather *g, uint64_t start, uint64_t end,
 			   unsigned level)
 {
+	if (!g || !g->ctx || start >= end || level >= 32)
+		return;
 	if (start < g->start)
 		g->start = start;
 	if (end > g->end)
@@ -91,6 +97,8 @@ static bool gather_grow(struct ptk_gather *g)
 
 bool ptk_gather_add_page(struct ptk_gather *g, struct ptk_frame *f)
 {
+	if (!g || !g->ctx || !f)
+		return false;
 	PTK_BUG_ON(g->nr >= g->max, "gather overflow: caller ignored 'full'");
 	g->slots[g->nr++] = f;
 	g->nr_pages++;
@@ -108,6 +116,8 @@ bool ptk_gather_add_page(struct ptk_gather *g, struct ptk_frame *f)
 
 void ptk_gather_add_table(struct ptk_gather *g, struct ptk_frame *t)
 {
+	if (!g || !g->ctx || !t)
+		return;
 	g->freed_tables = true;
 	g->stat_tables++;
 	struct ptk_gather_batch *b = g->tables;
@@ -159,6 +169,8 @@ static void table_batch_rcu_cb(struct rcu_head *head)
 
 void ptk_gather_flush(struct ptk_gather *g)
 {
+	if (!g || !g->ctx)
+		return;
 	struct ptk_ctx *ctx = g->ctx;
 	/* 1. invalidate: no CPU may reach the pages or tables after this. */
 	gather_invalidate(g);
@@ -203,6 +215,8 @@ void ptk_gather_flush(struct ptk_gather *g)
 
 void ptk_gather_finish(struct ptk_gather *g)
 {
+	if (!g || !g->ctx)
+		return;
 	ptk_gather_flush(g);
 	while (g->spare) {
 		struct ptk_gather_batch *b = g->spare;

@@ -42,6 +42,9 @@ int walk_inline(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 int ptk_walk(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 {
 	PTK_CONTRACT(ptk_rcu_in_section(), "not inside a read-side section");
+	if (__builtin_expect(!as || !out, 0))
+		return -EINVAL;
+	PTK_CHECK_AS(as);
 	return walk_inline(as, va, out);
 }
 
@@ -49,6 +52,7 @@ int ptk_translate(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 {
 	if (__builtin_expect(!as || !out, 0))
 		return -EINVAL;
+	PTK_CHECK_AS(as);
 	struct ptk_ctx *ctx = as->ctx;
 	ptk_walker_enter(ctx);
 	int rc = walk_inline(as, va, out);

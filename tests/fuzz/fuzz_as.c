@@ -1,0 +1,496 @@
+/*
+ * fuzz_as.c - differential fuzzing of address spaces against the reference
+ * model (tests/model/model.h).
+ *
+ * An input is a sequence of 8-byte operations applied to NAS address spaces
+ * of one fresh context.  Addresses fall in a 16 MiB window straddling the
+ * 1 GiB line (so 2 MiB blocks, huge leaves and a 1 GiB special leaf collide),
+ * lengths are short, 2 MiB aligned or window-sized.  After every operation
+ * ptkit's result must equal the model's, and over the touched range (widened
+ * to 2 MiB) every page must translate as the model says: present or not,
+ * writable or not, special frame number, and for anonymous pages the
+ * contents tag written by the last write fault (zero after a drop or a fresh
+ * fault).  The region list and the resident-frame counter are compared too.
+ * At the end every page of the window is checked, the address spaces are
+ * destroyed and every frame must be back in the pool.
+ *
+ * Byte layout of one operation:
+ *   b0 op (mod OP_NR)  b1 address space  b2,b3 page in the window
+ *   b4 length class and size   b5 prot (bits 0-2), map flags or access
+ *   (bits 3-6)   b6 bit 0: 2 MiB-aligned start, bit 1: corrupt an argument
+ *   (kind in b7)   b7 misc (frame offset, levels, injection count).
+ *
+ * Extension point: a new operation is one enum value before OP_NR, one case
+ * in run_op() that calls ptkit and the matching model_<op>() and compares
+ * the results, and the range it touched (so the step check covers it).
+ * Kernel-half mappings, walkers/pins, collapse, gather modes and clone or
+ * truncate plug in there; design modes plug in at ctx creation (fz_begin,
+ * from fuzz_as_ctx_config, which `ptkit torture` sets at random).
+ *
+ * Built as a libFuzzer target with clang (fuzz_as_fuzzer), and linked with
+ * replay.c into a plain program that replays the corpus and every kept
+ * regression input in the normal test suite (fuzz_replay).
+ * FUZZ_AS_VERBOSE=1 prints each operation as it runs; FUZZ_AS_SAVE=FILE
+ * writes each input to FILE before running it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptkit/ptkit.h"
+#include "fuzz_as.h"
+#include "model.h"
+
+#define NAS        3
+#define MiB        (UINT64_C(1) << 20)
+#define GiB        (UINT64_C(1) << 30)
+#define WIN_BASE   (GiB - 8 * MiB)
+#define WIN_PAGES  4096u                       /* 16 MiB */
+#define WIN_END    (WIN_BASE + (uint64_t)WIN_PAGES * PTK_PAGE_SIZE)
+#define POOL_BYTES (256 * MiB)
+/* Special frames lie outside the pool (so nobody writes through them) and
+ * are 1 GiB aligned, so 1 GiB leaves are possible. */
+#define SPECIAL_PFN (UINT64_C(1) << 24)
+#define MAX_OPS    512
+
+enum op {
+	OP_MAP_ANON, OP_MAP_SPECIAL, OP_MAP_SPECIAL_1G, OP_UNMAP, OP_PROTECT,
+	OP_DROP, OP_FAULT, OP_WRITE, OP_POPULATE, OP_TRANSLATE, OP_RECREATE,
+	OP_INJECT,
+	/* new operations go here */
+	OP_NR
+};
+static const char *const op_names[OP_NR] = {
+	"map_anon", "map_special", "map_special_1g", "unmap", "protect", "drop",
+	"fault", "write", "populate", "translate", "recreate", "inject",
+};
+
+struct fz {
+	struct ptk_ctx *ctx;
+	struct ptk_as *as[NAS];
+	struct model m[NAS];
+	uint32_t next_tag;
+	unsigned inject_kinds;  /* armed for the next operation */
+	long inject_nth;
+	unsigned step;
+	int verbose;
+};
+
+__attribute__((noreturn, format(printf, 2, 3)))
+static void fz_fail(const struct fz *f, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "fuzz_as: step %u: ", f->step);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+/* ---- oracles: choices the specification leaves to ptkit ---------------- */
+
+static bool oracle_huge(void *arg, uint64_t va)
+{
+	struct ptk_xlate x;
+	return ptk_translate(arg, va, &x) == 0 && x.level == PTK_LEVEL_PMD;
+}
+
+static bool oracle_present(void *arg, uint64_t va)
+{
+	struct ptk_xlate x;
+	return ptk_translate(arg, va, &x) == 0;
+}
+
+static void set_oracle(struct fz *f, unsigned i)
+{
+	f->m[i].oracle = (struct model_oracle){ oracle_huge, oracle_present, f->as[i] };
+}
+
+/* ---- checks -------------------------------------------------------------- */
+
+static void check_page(struct fz *f, unsigned i, uint64_t va)
+{
+	struct ptk_xlate x;
+	struct model_lookup l;
+	int rc = ptk_translate(f->as[i], va, &x);
+	model_lookup(&f->m[i], va, &l);
+	if (!l.present) {
+		if (rc != -EFAULT)
+			fz_fail(f, "as%u %#" PRIx64 ": translate %d, model: not present", i, va, rc);
+		return;
+	}
+	if (rc != 0)
+		fz_fail(f, "as%u %#" PRIx64 ": translate %d, model: present", i, va, rc);
+	if (ptk_pte_write(x.pte) != l.writable)
+		fz_fail(f, "as%u %#" PRIx64 ": writable %d, model %d", i, va,
+			ptk_pte_write(x.pte), l.writable);
+	if (l.kind == PTK_REGION_SPECIAL) {
+		if (!ptk_pte_special(x.pte) || x.pfn != l.pfn || x.host)
+			fz_fail(f, "as%u %#" PRIx64 ": special pfn %#" PRIx64 " (special %d), model %#" PRIx64,
+				i, va, x.pfn, ptk_pte_special(x.pte), l.pfn);
+		return;
+	}
+	if (ptk_pte_special(x.pte) || !x.host)
+		fz_fail(f, "as%u %#" PRIx64 ": anonymous page is special or outside the pool", i, va);
+	uint32_t got;
+	memcpy(&got, x.host, sizeof(got));
+	if (got != l.tag)
+		fz_fail(f, "as%u %#" PRIx64 ": contents %u, model %u", i, va, got, l.tag);
+}
+
+struct region_list { struct ptk_region_info v[256]; unsigned n; };
+
+static int collect(const struct ptk_region_info *r, void *arg)
+{
+	struct region_list *l = arg;
+	if (l->n == 256)
+		return 1;
+	l->v[l->n++] = *r;
+	return 0;
+}
+
+static void check_space(struct fz *f, unsigned i, uint64_t start, uint64_t end)
+{
+	if (!f->as[i])
+		return;
+	start &= ~(PTK_HUGE_2M - 1);
+	end = (end + PTK_HUGE_2M - 1) & ~(PTK_HUGE_2M - 1);
+	if (start < WIN_BASE)
+		start = WIN_BASE;
+	if (end > WIN_END || end < start)
+		end = WIN_END;
+	for (uint64_t va = start; va < end; va += PTK_PAGE_SIZE)
+		check_page(f, i, va);
+	struct region_list l = { .n = 0 };
+	if (ptk_region_foreach(f->as[i], collect, &l))
+		fz_fail(f, "as%u: more than 256 regions", i);
+	const struct model *m = &f->m[i];
+	if (l.n != m->nr)
+		fz_fail(f, "as%u: %u regions, model %zu", i, l.n, m->nr);
+	for (unsigned k = 0; k < l.n; k++) {
+		const struct model_region *r = &m->r[k];
+		if (l.v[k].start != r->start || l.v[k].end != r->end ||
+		    l.v[k].prot != r->prot || l.v[k].kind != r->kind ||
+		    l.v[k].flags != r->flags)
+			fz_fail(f, "as%u: region %u [%#" PRIx64 ", %#" PRIx64 ") prot %u kind %d flags %u,"
+				" model [%#" PRIx64 ", %#" PRIx64 ") prot %u kind %d flags %u", i, k,
+				l.v[k].start, l.v[k].end, l.v[k].prot, l.v[k].kind, l.v[k].flags,
+				r->start, r->end, r->prot, r->kind, r->flags);
+	}
+	struct ptk_as_stats st;
+	ptk_as_stats(f->as[i], &st);
+	if (st.rss_frames != model_rss(m))
+		fz_fail(f, "as%u: %" PRIu64 " resident frames, model %" PRIu64, i,
+			st.rss_frames, model_rss(m));
+}
+
+static void expect(struct fz *f, const char *what, int got, int want)
+{
+	if (got != want)
+		fz_fail(f, "%s returned %d, model %d", what, got, want);
+}
+
+/* ---- the context --------------------------------------------------------- */
+
+static void fz_begin(struct fz *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->verbose = getenv("FUZZ_AS_VERBOSE") != NULL;
+	f->next_tag = 1;
+	struct ptk_ctx_config cfg;
+	ptk_ctx_config_default(&cfg);
+	if (fuzz_as_ctx_config)
+		cfg = *fuzz_as_ctx_config;
+	else
+		cfg.cache_shards = 2;
+	cfg.pool_bytes = POOL_BYTES;
+	if (ptk_ctx_create(&cfg, &f->ctx))
+		fz_fail(f, "cannot create a context");
+	for (unsigned i = 0; i < NAS; i++) {
+		if (ptk_as_create(f->ctx, 0, &f->as[i]))
+			fz_fail(f, "cannot create an address space");
+		model_init(&f->m[i], ptk_as_levels(f->as[i]));
+		set_oracle(f, i);
+	}
+}
+
+static void fz_end(struct fz *f)
+{
+	for (unsigned i = 0; i < NAS; i++) {
+		check_space(f, i, WIN_BASE, WIN_END);
+		ptk_as_destroy(f->as[i]);
+		model_free(&f->m[i]);
+	}
+	ptk_ctx_quiesce(f->ctx);
+	struct ptk_pool_stats ps;
+	ptk_pool_stats(f->ctx, &ps);
+	for (unsigned t = 0; t < PTK_FRAME_NR_TYPES; t++)
+		if (ps.in_use[t])
+			fz_fail(f, "frame accounting: %" PRIu64 " frames of type %u still in use",
+				ps.in_use[t], t);
+	if (ps.free != ps.capacity || ps.allocs != ps.frees)
+		fz_fail(f, "frame accounting: %" PRIu64 "/%" PRIu64 " free, %" PRIu64
+			" allocs, %" PRIu64 " frees", ps.free, ps.capacity, ps.allocs, ps.frees);
+	ptk_ctx_destroy(f->ctx);
+}
+
+/* ---- one operation ------------------------------------------------------- */
+
+struct args {
+	unsigned i;
+	uint64_t va, len;
+	unsigned prot, flags, access;
+	uint64_t pfn;
+	uint8_t misc;
+};
+
+static void decode(const uint8_t *b, struct args *a)
+{
+	a->i = b[1] % NAS;
+	uint64_t page = (uint64_t)(b[2] | b[3] << 8) % WIN_PAGES;
+	if (b[6] & 1)
+		page &= ~(uint64_t)511;
+	uint64_t n;
+	switch (b[4] >> 6) {
+	case 0:  n = 1 + (b[4] & 15); break;
+	case 1:  n = 1 + (uint64_t)(b[4] & 63) * 8; break;
+	case 2:  n = (uint64_t)((b[4] & 3) + 1) * 512; break;
+	default: n = WIN_PAGES; break;
+	}
+	if (page + n > WIN_PAGES)
+		n = WIN_PAGES - page;
+	a->va = WIN_BASE + page * PTK_PAGE_SIZE;
+	a->len = n * PTK_PAGE_SIZE;
+	a->prot = b[5] & 7;
+	a->flags = (b[5] >> 3) & 0xf;
+	a->access = ((b[5] >> 3) & 0xf) % 3;
+	a->misc = b[7];
+	a->pfn = SPECIAL_PFN + ((b[6] & 1) ? (uint64_t)b[7] * 512 : b[7]);
+	if (b[6] & 2) {         /* hostile argument */
+		switch (b[7] % 7) {
+		case 0: a->va += 1 + b[7] % 4095; break;
+		case 1: a->len = 0; break;
+		case 2: a->len += 1 + b[7] % 4095; break;
+		case 3: a->flags |= 1u << (4 + b[7] % 28); break;
+		case 4: a->prot |= 8u << (b[7] % 28); a->access = 3 + b[7] % 8; break;
+		case 5: a->len = UINT64_MAX - 4095 - (a->va & ~UINT64_C(4095)); break;
+		case 6: a->va = UINT64_MAX - 4095; a->pfn = UINT64_MAX - 7; break;
+		}
+	}
+}
+
+/* Whether any page the model holds in [va, end) is still present in ptkit. */
+static bool pages_still_there(struct fz *f, unsigned i, uint64_t va, uint64_t end)
+{
+	const struct model *m = &f->m[i];
+	for (size_t k = 0; k < m->np; k++) {
+		uint64_t a = m->p[k].pn * PTK_PAGE_SIZE;
+		if (a >= va && a < end && oracle_present(f->as[i], a))
+			return true;
+	}
+	return false;
+}
+
+static bool any_region(struct fz *f, unsigned i, uint64_t va, uint64_t end)
+{
+	struct region_list l = { .n = 0 };
+	ptk_region_foreach(f->as[i], collect, &l);
+	for (unsigned k = 0; k < l.n; k++)
+		if (l.v[k].start < end && l.v[k].end > va)
+			return true;
+	return false;
+}
+
+static void run_op(struct fz *f, const uint8_t *b)
+{
+	enum op op = (enum op)(b[0] % OP_NR);
+	struct args a;
+	decode(b, &a);
+	unsigned i = a.i;
+	if (f->verbose)
+		fprintf(stderr, "step %u: %s as%u va %#" PRIx64 " len %#" PRIx64
+			" prot %u flags %#x access %u pfn %#" PRIx64 " misc %u\n", f->step,
+			op_names[op], i, a.va, a.len, a.prot, a.flags, a.access, a.pfn, a.misc);
+	if (!f->as[i] && op != OP_RECREATE)
+		return;
+	bool armed = f->inject_kinds != 0 && op != OP_INJECT;
+	if (armed) {
+		ptk_ctx_inject_failure(f->ctx, f->inject_kinds, f->inject_nth);
+		f->m[i].may_fail = true;
+	}
+	/* Per-operation results and model effects. */
+	int rc, want;
+	bool fired = false;
+#define DISARM() do { if (armed) { fired = ptk_ctx_inject_failure(f->ctx, 0, 0) == 0; \
+	f->inject_kinds = 0; } } while (0)
+	uint64_t check_lo = a.va, check_hi = a.va + a.len;
+	switch (op) {
+	case OP_MAP_ANON:
+	case OP_MAP_SPECIAL:
+	case OP_MAP_SPECIAL_1G: {
+		enum ptk_region_kind kind = op == OP_MAP_ANON ? PTK_REGION_ANON :
+					    PTK_REGION_SPECIAL;
+		if (op == OP_MAP_SPECIAL_1G) {
+			a.va = GiB;
+			a.len = (a.misc & 1) ? 2 * GiB : GiB;
+			a.pfn = SPECIAL_PFN;
+			a.flags = PTK_MAP_HUGE | ((a.misc & 2) ? PTK_MAP_NOREPLACE : PTK_MAP_FIXED);
+		}
+		uint64_t v = a.va;
+		rc = kind == PTK_REGION_ANON ?
+			ptk_map_anon(f->as[i], &v, a.len, a.prot, a.flags) :
+			ptk_map_special(f->as[i], &v, a.len, a.pfn, a.prot, a.flags);
+		DISARM();
+		if (fired && rc == -ENOMEM) {
+			/* Failed on the injected allocation: nothing changed, or
+			 * a fixed map had replaced the range, which is empty now. */
+			bool fixed = a.flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
+			if (fixed && !any_region(f, i, a.va, a.va + a.len))
+				model_unmap(&f->m[i], a.va, a.len);
+			break;
+		}
+		uint64_t mva = a.va;
+		want = model_map(&f->m[i], &mva, a.len, a.prot, a.flags, kind, a.pfn);
+		expect(f, op_names[op], rc, want);
+		if (!rc && mva != v)
+			fz_fail(f, "map placed at %#" PRIx64 ", model %#" PRIx64, v, mva);
+		if (!rc)
+			check_lo = v, check_hi = v + a.len;
+		break;
+	}
+	case OP_UNMAP:
+		rc = ptk_unmap(f->as[i], a.va, a.len);
+		DISARM();
+		if (fired && rc == -ENOMEM)
+			break;          /* boundary split failed: nothing changed */
+		expect(f, "unmap", rc, model_unmap(&f->m[i], a.va, a.len));
+		break;
+	case OP_PROTECT:
+		rc = ptk_protect(f->as[i], a.va, a.len, a.prot);
+		DISARM();
+		if (fired && rc == -ENOMEM)
+			break;
+		expect(f, "protect", rc, model_protect(&f->m[i], a.va, a.len, a.prot));
+		break;
+	case OP_DROP:
+		rc = ptk_drop(f->as[i], a.va, a.len);
+		DISARM();
+		if (fired && rc == -ENOMEM) {
+			/* A boundary split failed (nothing dropped: the pages
+			 * are all still there), or a part of the range is
+			 * unmapped (the rest dropped). */
+			if (!pages_still_there(f, i, a.va, a.va + a.len))
+				model_drop(&f->m[i], a.va, a.len);
+			break;
+		}
+		expect(f, "drop", rc, model_drop(&f->m[i], a.va, a.len));
+		break;
+	case OP_FAULT:
+		for (uint64_t k = 0; k < a.len && k < 16 * PTK_PAGE_SIZE; k += PTK_PAGE_SIZE) {
+			/* Faults need not be page aligned. */
+			uint64_t va = a.va + k + (a.misc & 1 ? a.misc * 8 : 0);
+			rc = ptk_fault(f->as[i], va, a.access);
+			want = model_fault(&f->m[i], va, a.access);
+			expect(f, "fault", rc, want);
+		}
+		DISARM();
+		break;
+	case OP_WRITE:
+		for (uint64_t k = 0; k < a.len && k < 16 * PTK_PAGE_SIZE; k += PTK_PAGE_SIZE) {
+			struct ptk_xlate x;
+			uint64_t va = a.va + k;
+			rc = ptk_translate_fault(f->as[i], va, PTK_ACCESS_WRITE, &x);
+			want = model_translate_fault(&f->m[i], va, PTK_ACCESS_WRITE);
+			expect(f, "translate_fault(write)", rc, want);
+			if (rc == 0) {
+				if (!x.host || ptk_pte_special(x.pte)) {
+					struct model_lookup l;
+					model_lookup(&f->m[i], va, &l);
+					if (l.kind != PTK_REGION_SPECIAL)
+						fz_fail(f, "write fault gave no host page");
+					continue;
+				}
+				/* The tag lives at the start of the page (va may be
+				 * unaligned: x.host points at va's byte). */
+				uint32_t tag = f->next_tag++;
+				memcpy((uint8_t *)x.host - (va & (PTK_PAGE_SIZE - 1)), &tag, sizeof(tag));
+				model_set_tag(&f->m[i], va, tag);
+			}
+		}
+		DISARM();
+		break;
+	case OP_POPULATE:
+		rc = ptk_populate(f->as[i], a.va, a.len, a.access);
+		want = model_populate(&f->m[i], a.va, a.len, a.access);
+		DISARM();
+		expect(f, "populate", rc, want);
+		break;
+	case OP_TRANSLATE: {
+		struct ptk_xlate x;
+		expect(f, "translate(NULL out)", ptk_translate(f->as[i], a.va, NULL), -EINVAL);
+		uint64_t va = a.va + (a.misc & 0xff8);
+		rc = ptk_translate(f->as[i], va, &x);
+		struct model_lookup l;
+		model_lookup(&f->m[i], va, &l);
+		expect(f, "translate", rc, l.present ? 0 : -EFAULT);
+		DISARM();
+		break;
+	}
+	case OP_RECREATE: {
+		ptk_as_destroy(f->as[i]);
+		f->as[i] = NULL;
+		model_free(&f->m[i]);
+		unsigned levels = 4 + (a.misc & 1);
+		rc = ptk_as_create(f->ctx, levels, &f->as[i]);
+		DISARM();
+		model_init(&f->m[i], levels);
+		if (rc == -ENOMEM && fired) {
+			f->as[i] = NULL;
+			break;
+		}
+		expect(f, "as_create", rc, 0);
+		set_oracle(f, i);
+		break;
+	}
+	case OP_INJECT:
+		f->inject_kinds = 1u + a.prot % 7u;
+		f->inject_nth = 1 + a.misc % 8;
+		return;
+	case OP_NR:
+		break;
+	}
+	if (armed) {
+		DISARM();
+		f->m[i].may_fail = false;
+	}
+#undef DISARM
+	if (check_hi < check_lo || check_lo >= WIN_END)
+		check_lo = WIN_BASE, check_hi = WIN_BASE;
+	check_space(f, i, check_lo, check_hi);
+}
+
+const struct ptk_ctx_config *fuzz_as_ctx_config;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz f;
+	/* FUZZ_AS_SAVE=FILE: write each input there first, so the one a
+	 * caller without libFuzzer (ptkit torture) died on can be kept. */
+	const char *save = getenv("FUZZ_AS_SAVE");
+	if (save) {
+		FILE *fp = fopen(save, "wb");
+		if (fp) {
+			fwrite(data, 1, size, fp);
+			fclose(fp);
+		}
+	}
+	fz_begin(&f);
+	for (size_t off = 0; off + 8 <= size && f.step < MAX_OPS; off += 8, f.step++)
+		run_op(&f, data + off);
+	fz_end(&f);
+	return 0;
+}

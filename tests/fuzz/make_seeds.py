@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Write the seed corpus of fuzz_as (tests/fuzz/corpus/seed-*).
+
+Each operation is 8 bytes (layout in fuzz_as.c).  The seeds walk through
+every operation at least once, on colliding ranges: huge anonymous blocks
+split by protect/unmap/drop, special mappings with 2 MiB and 1 GiB leaves cut
+inside the window, recreated 5-level spaces, and injected failures before
+populate, unmap, protect, drop and special maps.  Run from anywhere:
+    python3 tests/fuzz/make_seeds.py
+"""
+import os
+import random
+import struct
+
+(MAP_ANON, MAP_SPECIAL, MAP_1G, UNMAP, PROTECT, DROP, FAULT, WRITE, POPULATE,
+ TRANSLATE, RECREATE, INJECT) = range(12)
+FIXED, NOREPLACE, HUGE, POPULATE_F = 1, 2, 4, 8
+R, W = 1, 2
+
+
+def op(code, asi=0, page=0, length=0, prot=0, flags=0, aligned=False,
+       bad=None, misc=0):
+    b6 = (1 if aligned else 0) | (2 if bad is not None else 0)
+    if bad is not None:
+        misc = bad
+    return struct.pack('<BBHBBBB', code, asi, page, length,
+                       prot | (flags << 3), b6, misc)
+
+
+def pages(n):          # class 0: 1..16 pages
+    return n - 1
+
+
+def huge(n):           # class 2: n x 2 MiB (1..4)
+    return 0x80 | (n - 1)
+
+
+WHOLE = 0xc0
+seeds = {
+    'huge-anon': [
+        op(MAP_ANON, 0, 1024, huge(4), R | W, FIXED | HUGE, True),
+        op(POPULATE, 0, 1024, huge(2), flags=1, aligned=True),
+        op(WRITE, 0, 1030, pages(8)),
+        op(PROTECT, 0, 1100, pages(3), R),
+        op(WRITE, 0, 1099, pages(4)),
+        op(UNMAP, 0, 1500, huge(1)),
+        op(DROP, 0, 1024, huge(1), aligned=True),
+        op(FAULT, 0, 2048, pages(4), flags=0),
+        op(TRANSLATE, 0, 2049),
+    ],
+    'special': [
+        op(MAP_SPECIAL, 1, 512, huge(2), R | W, FIXED | HUGE, True, misc=2),
+        op(PROTECT, 1, 700, pages(5), R),
+        op(UNMAP, 1, 900, pages(16)),
+        op(MAP_ANON, 1, 512, pages(4), R | W, FIXED),
+        op(WRITE, 1, 512, pages(4)),
+        op(DROP, 1, 500, huge(1)),
+        op(FAULT, 1, 1000, pages(2), flags=1),
+    ],
+    'special-1g': [
+        op(MAP_1G, 2, 0, 0, R | W, misc=0),
+        op(UNMAP, 2, 2050, pages(3)),
+        op(PROTECT, 2, 2600, huge(1), R),
+        op(MAP_ANON, 2, 3000, pages(9), R | W, FIXED),
+        op(WRITE, 2, 3000, pages(9)),
+        op(TRANSLATE, 2, 3001),
+        op(MAP_1G, 2, 0, 0, R, misc=3),
+    ],
+    'recreate-hint': [
+        op(RECREATE, 0, misc=1),
+        op(MAP_ANON, 0, 100, pages(16), R | W, 0),
+        op(MAP_ANON, 0, 100, pages(16), R | W, HUGE),
+        op(MAP_ANON, 0, 100, pages(4), R | W, NOREPLACE),
+        op(MAP_ANON, 0, 3000, 0x40 | 20, R | W, FIXED | POPULATE_F),
+        op(WRITE, 0, 3000, pages(16)),
+        op(RECREATE, 0, misc=0),
+        op(MAP_ANON, 0, 0, WHOLE, R, FIXED | HUGE | POPULATE_F, True),
+        op(PROTECT, 0, 0, WHOLE, R | W, aligned=True),
+        op(WRITE, 0, 4000, pages(16)),
+    ],
+    'inject': [
+        op(MAP_ANON, 0, 1024, huge(2), R | W, FIXED | HUGE, True),
+        op(INJECT, prot=0, misc=0),          # data, 1st
+        op(POPULATE, 0, 1024, huge(2), flags=1, aligned=True),
+        op(INJECT, prot=1, misc=0),          # table, 1st
+        op(UNMAP, 0, 1100, pages(2)),
+        op(INJECT, prot=1, misc=0),
+        op(PROTECT, 0, 1600, pages(2), R),
+        op(INJECT, prot=1, misc=0),
+        op(DROP, 0, 1700, pages(2)),
+        op(INJECT, prot=3, misc=1),          # batch, 2nd
+        op(UNMAP, 0, 1024, huge(2), aligned=True),
+        op(INJECT, prot=1, misc=2),
+        op(MAP_SPECIAL, 1, 512, huge(1), R, FIXED | HUGE, True, misc=0),
+        op(INJECT, prot=6, misc=0),
+        op(RECREATE, 2),
+        op(INJECT, prot=0, misc=3),
+        op(MAP_ANON, 1, 2000, pages(16), R | W, FIXED | POPULATE_F),
+    ],
+    'bad-args': [op(c, 0, 100 + c, pages(3), R | W, FIXED, bad=k)
+                 for c in (MAP_ANON, MAP_SPECIAL, UNMAP, PROTECT, DROP, FAULT,
+                           POPULATE, TRANSLATE) for k in range(7)],
+}
+
+here = os.path.dirname(os.path.abspath(__file__))
+out = os.path.join(here, 'corpus')
+os.makedirs(out, exist_ok=True)
+for name, ops in seeds.items():
+    with open(os.path.join(out, 'seed-' + name), 'wb') as f:
+        f.write(b''.join(ops))
+rng = random.Random(8)
+for k in range(4):
+    with open(os.path.join(out, 'seed-random-%d' % k), 'wb') as f:
+        f.write(bytes(rng.randrange(256) for _ in range(8 * 64)))

@@ -1,0 +1,120 @@
+/*
+ * model.h - the reference model of one address space: a deliberately
+ * simple, single-threaded statement of what every operation must do.
+ *
+ * State
+ * -----
+ *   regions  a sorted array of non-overlapping ranges {start, end, prot,
+ *            flags (PTK_MAP_HUGE only), kind, pfn (special: frame of start)},
+ *            split and cut exactly as ptkit splits and cuts them (no merging);
+ *   pages    a sorted array of the anonymous pages that hold a frame:
+ *            page number -> contents tag (0: the page reads as zero).
+ * Derived: a page is present if it is in @pages (anonymous) or inside a
+ * special region (always present, frame region.pfn + offset); it is
+ * writable iff present and its region's prot has PTK_PROT_WRITE (ptkit has
+ * no copy-on-write yet: a leaf's write bit always follows the region).
+ *
+ * Every operation returns the result ptkit must return, and changes the
+ * model as ptkit must change the address space, assuming every allocation
+ * succeeds.  Two choices the specification leaves to the implementation are
+ * asked of an oracle (struct model_oracle), consulted after the real
+ * operation ran:
+ *   huge     a fault in an anonymous PTK_MAP_HUGE region, whose 2 MiB block
+ *            lies inside that one region and holds no page yet, may map the
+ *            whole block at once (a 2 MiB leaf) or one 4 KiB page (no huge
+ *            frame, or a table already there).  huge(va) says which.
+ *   present  only when allocations may fail (model.may_fail, set while a
+ *            failure is injected): whether a page the model would fault in
+ *            is present; if not, the fault failed with -ENOMEM and changed
+ *            nothing (populate stops there).
+ * Without an oracle, faults map 4 KiB pages and never fail.
+ *
+ * Extension point: a new ptkit operation gets a model_<op>() here that
+ * states its result and its effect on regions and pages (kernel-half
+ * mappings, collapse, clone and truncate when they exist: clone copies both
+ * arrays; collapse changes nothing observable except through the oracle).
+ */
+#ifndef PTKIT_TEST_MODEL_H
+#define PTKIT_TEST_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ptkit/as.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct model_region {
+	uint64_t start, end;
+	unsigned prot, flags;
+	enum ptk_region_kind kind;
+	uint64_t pfn;
+};
+
+struct model_page {
+	uint64_t pn;      /* va >> PTK_PAGE_SHIFT */
+	uint32_t tag;
+};
+
+struct model_oracle {
+	bool (*huge)(void *arg, uint64_t va);
+	bool (*present)(void *arg, uint64_t va);
+	void *arg;
+};
+
+struct model {
+	uint64_t user_end;
+	struct model_region *r;
+	size_t nr, rcap;
+	struct model_page *p;
+	size_t np, pcap;
+	struct model_oracle oracle;
+	bool may_fail;    /* allocations may fail: ask oracle.present */
+};
+
+/* What the model says about one page. */
+struct model_lookup {
+	bool present, writable;
+	enum ptk_region_kind kind;   /* 0 if no region */
+	unsigned prot;
+	uint64_t pfn;                /* special pages */
+	uint32_t tag;                /* anonymous pages */
+};
+
+/* An empty address space of @levels levels (4 or 5). */
+void model_init(struct model *m, unsigned levels);
+/* Destroy: everything goes (the model stays usable, empty). */
+void model_reset(struct model *m);
+void model_free(struct model *m);
+
+/* ptk_map_anon (kind ANON, pfn ignored) / ptk_map_special.  *va in and out
+ * as for ptkit; placement without FIXED/NOREPLACE is first fit at or above
+ * the hint (0: 4 GiB), aligned to 2 MiB with PTK_MAP_HUGE (1 GiB for a
+ * special mapping of at least 1 GiB), else first fit from the lowest page. */
+int model_map(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
+	      unsigned flags, enum ptk_region_kind kind, uint64_t pfn);
+int model_unmap(struct model *m, uint64_t va, uint64_t len);
+int model_protect(struct model *m, uint64_t va, uint64_t len, unsigned prot);
+int model_drop(struct model *m, uint64_t va, uint64_t len);
+int model_fault(struct model *m, uint64_t va, unsigned access);
+int model_populate(struct model *m, uint64_t va, uint64_t len, unsigned access);
+/* ptk_translate_fault's result (the lookup itself: model_lookup). */
+int model_translate_fault(struct model *m, uint64_t va, unsigned access);
+
+void model_lookup(const struct model *m, uint64_t va, struct model_lookup *out);
+/* Record that the anonymous page at @va now holds @tag (a write). */
+void model_set_tag(struct model *m, uint64_t va, uint32_t tag);
+/* Anonymous pages holding a frame (ptk_as_stats.rss_frames). */
+uint64_t model_rss(const struct model *m);
+/* Index of the region containing @va or -1. */
+long model_region_index(const struct model *m, uint64_t va);
+/* Whether any region overlaps [start, end). */
+bool model_overlaps(const struct model *m, uint64_t start, uint64_t end);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
