@@ -78,6 +78,11 @@ struct ptk_as_stats {
 	uint64_t table_bytes;      /* the same in bytes (VmPTE analog) */
 	uint64_t faults;           /* faults handled (all outcomes) */
 	uint64_t faults_filled;    /* faults that installed an entry */
+	uint64_t tlb_flushes;      /* gather flushes that invalidated something */
+	uint64_t gather_batches;   /* gather batch pages allocated */
+	uint64_t gather_batch_failures; /* batch allocations that failed */
+	uint64_t shootdowns;       /* flushes that had CPUs to invalidate */
+	uint64_t kicks;            /* kick signals sent to slow CPUs */
 };
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -91,6 +96,10 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out);
  * other thread calls into @as any more (lockless walkers already inside a
  * read-side section may finish: tables outlive them). */
 void ptk_as_destroy(struct ptk_as *as);
+
+/* Activation hook, run when a CPU switches to @as (ptk_cpu_switch), by
+ * that CPU's thread, outside any lock. */
+void ptk_as_activate(struct ptk_as *as);
 
 struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as);
 unsigned ptk_as_levels(const struct ptk_as *as);

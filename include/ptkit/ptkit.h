@@ -10,6 +10,7 @@
  *   as.h      address spaces, regions, faults, translation
  *   walk.h    lockless walks
  *   gather.h  batched, preemptible teardown (mmu_gather)
+ *   tlb.h     software TLBs, shootdowns, secondary-cache notifiers
  */
 #ifndef PTKIT_PTKIT_H
 #define PTKIT_PTKIT_H
@@ -23,5 +24,6 @@
 #include "ptkit/as.h"
 #include "ptkit/walk.h"
 #include "ptkit/gather.h"
+#include "ptkit/tlb.h"
 
 #endif /* PTKIT_PTKIT_H */

@@ -49,7 +49,7 @@ static int fill_config(const struct ptk_ctx_config *in, struct ptk_ctx_config *o
 		return -EINVAL;
 	/* Old designs not implemented yet are refused, not silently replaced. */
 	if (out->kernel_sync != PTK_KSYNC_EAGER || out->walk_mode != PTK_WALK_RCU ||
-	    out->gather_mode != PTK_GATHER_STACK || out->rmap_lock != PTK_RMAP_SLEEPING)
+	    out->rmap_lock != PTK_RMAP_SLEEPING)
 		return -EOPNOTSUPP;
 	return 0;
 }
@@ -102,6 +102,12 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		ptk_lock_init(&ctx->shards[i].lock);
 	ptk_lock_init(&ctx->pool_lock);
+	ptk_lock_init(&ctx->cpu_lock);
+	if (c.gather_mode == PTK_GATHER_LEGACY &&
+	    !(ctx->legacy_gathers = ptk_legacy_gathers_create(ctx->nshards))) {
+		ptk_ctx_destroy(ctx);
+		return -ENOMEM;
+	}
 	ctx->free_count = 0;
 	ctx->whole_free = ctx->nchunks;
 	*out = ctx;
@@ -135,6 +141,10 @@ void ptk_ctx_destroy(struct ptk_ctx *ctx)
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		ptk_lock_destroy(&ctx->shards[i].lock);
 	ptk_lock_destroy(&ctx->pool_lock);
+	for (unsigned i = 0; i < PTK_TLB_MAX_CPUS; i++)
+		PTK_BUG_ON(atomic_load(&ctx->cpus[i]) != NULL, "a CPU is still registered");
+	ptk_lock_destroy(&ctx->cpu_lock);
+	ptk_legacy_gathers_destroy(ctx->legacy_gathers, ctx->nshards);
 	munmap(ctx->base, ctx->cfg.pool_bytes);
 	munmap(ctx->frames, ctx->nframes * sizeof(struct ptk_frame));
 	free(ctx->chunk_state);

@@ -70,6 +70,7 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 	as->root = root;
 	as->root_slots = ptk_table_slots(ctx, root);
 	as->shards = sh;
+	ptk_lock_init(&as->tlb_lock);
 	PTK_AS_ADD(as, tables, 1);
 	PTK_SHARD_ADD(ctx, as_created, 1);
 	*out = as;
@@ -85,6 +86,7 @@ static void as_free_rcu(struct rcu_head *head)
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		pthread_rwlock_destroy(&as->shards[i].lock);
 	free(as->shards);
+	ptk_lock_destroy(&as->tlb_lock);
 	free(as);
 	PTK_RCU_CALLBACK_END();
 }
@@ -94,14 +96,25 @@ void ptk_as_destroy(struct ptk_as *as)
 	if (!as)
 		return;
 	struct ptk_ctx *ctx = as->ctx;
+	ptk_cpu_quiesce_self();
 	struct ptk_gather g;
+	uint64_t end = ptk_as_user_end(as);
+	ptk_notify_start(as, 0, end);
 	ptk_gather_init(&g, as, true);
-	ptk_zap_range(as, &g, 0, ptk_as_user_end(as));
+	ptk_zap_range(as, &g, 0, end);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, 0, end);
+	ptk_tlb_as_destroy(as);
 	ptk_region_set_free(&as->regions);
 	PTK_SHARD_ADD(ctx, as_destroyed, 1);
 	/* Walkers still inside a section may hold the root or the struct. */
 	ptk_rcu_call(&as->rcu, as_free_rcu);
+}
+
+void ptk_as_activate(struct ptk_as *as)
+{
+	/* activation hook: the lazy kernel-half sync runs here */
+	(void)as;
 }
 
 struct ptk_ctx *ptk_as_ctx(const struct ptk_as *as) { return as->ctx; }
@@ -133,9 +146,11 @@ static void wait_for_zap(struct ptk_as *as)
 static void zap_locked(struct ptk_as *as, uint64_t start, uint64_t end)
 {
 	struct ptk_gather g;
+	ptk_notify_start(as, start, end);
 	ptk_gather_init(&g, as, false);
 	ptk_zap_range(as, &g, start, end);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, start, end);
 }
 
 /* ---- map ---------------------------------------------------------------- */
@@ -145,6 +160,7 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 {
 	if (!as || !va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
 		return -EINVAL;
+	ptk_cpu_quiesce_self();
 	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
 	if (!len || (len & (PTK_PAGE_SIZE - 1)) || (*va & (PTK_PAGE_SIZE - 1)))
 		return -EINVAL;
@@ -248,6 +264,7 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 	if (rc)
 		return rc;
 	uint64_t end = va + len;
+	ptk_cpu_quiesce_self();
 	ptk_as_write_lock(as);
 	while (ptk_region_overlaps(&as->regions, va, end, true))
 		wait_for_zap(as);
@@ -269,6 +286,13 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 	ptk_region_split_at(&as->regions, va);
 	ptk_region_split_at(&as->regions, end);
 	ptk_region_remove(&as->regions, va, end);
+	if (as->ctx->cfg.gather_mode == PTK_GATHER_LEGACY) {
+		/* The old design: the region lock (write) over the whole
+		 * teardown, through the per-CPU gather. */
+		zap_locked(as, va, end);
+		ptk_as_write_unlock(as);
+		return 0;
+	}
 	struct ptk_region hole = { .start = va, .end = end, .kind = PTK_REGION_ZAPPING };
 	rc = ptk_region_insert(&as->regions, &hole);
 	PTK_BUG_ON(rc != 0, "insert failed after reserve");
@@ -276,9 +300,11 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 
 	/* The teardown: table locks only, batch by batch, preemptible. */
 	struct ptk_gather g;
+	ptk_notify_start(as, va, end);
 	ptk_gather_init(&g, as, false);
 	ptk_zap_range(as, &g, va, end);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, va, end);
 
 	ptk_as_write_lock(as);
 	ptk_region_remove(&as->regions, va, end);
@@ -296,6 +322,7 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
 	if (prot & ~PTK_PROT_MASK)
 		return -EINVAL;
 	uint64_t end = va + len;
+	ptk_cpu_quiesce_self();
 	ptk_as_write_lock(as);
 	if (!ptk_region_covered(&as->regions, va, end)) {
 		rc = -ENOMEM;
@@ -314,9 +341,11 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
 	     i < as->regions.n && as->regions.v[i].start < end; i++)
 		as->regions.v[i].prot = prot;
 	struct ptk_gather g;
+	ptk_notify_start(as, va, end);
 	ptk_gather_init(&g, as, false);
 	ptk_change_prot_range(as, &g, va, end, prot & PTK_PROT_WRITE);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, va, end);
 out:
 	ptk_as_write_unlock(as);
 	return rc;
@@ -330,6 +359,7 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 	if (rc)
 		return rc;
 	uint64_t end = va + len;
+	ptk_cpu_quiesce_self();
 	unsigned tok = ptk_as_read_lock(as);
 	bool covered = ptk_region_covered(&as->regions, va, end);
 	rc = ptk_split_boundary(as, va);
@@ -340,6 +370,7 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 		return rc;
 	}
 	struct ptk_gather g;
+	ptk_notify_start(as, va, end);
 	ptk_gather_init(&g, as, false);
 	for (size_t i = ptk_region_lower(&as->regions, va);
 	     i < as->regions.n && as->regions.v[i].start < end; i++) {
@@ -351,6 +382,7 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 		ptk_zap_range(as, &g, s, e);
 	}
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, va, end);
 	ptk_as_read_unlock(as, tok);
 	return covered ? 0 : -ENOMEM;
 }
@@ -389,13 +421,24 @@ void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	int64_t rss = 0, tables = 0, faults = 0, filled = 0;
+	int64_t fl = 0, gb = 0, gbf = 0, sd = 0, kk = 0;
 	for (unsigned i = 0; i < as->ctx->nshards; i++) {
 		struct ptk_as_shard *sh = &as->shards[i];
 		rss += atomic_load_explicit(&sh->rss, memory_order_relaxed);
 		tables += atomic_load_explicit(&sh->tables, memory_order_relaxed);
 		faults += atomic_load_explicit(&sh->faults, memory_order_relaxed);
 		filled += atomic_load_explicit(&sh->filled, memory_order_relaxed);
+		fl += atomic_load_explicit(&sh->tlb_flushes, memory_order_relaxed);
+		gb += atomic_load_explicit(&sh->gather_batches, memory_order_relaxed);
+		gbf += atomic_load_explicit(&sh->gather_batch_failures, memory_order_relaxed);
+		sd += atomic_load_explicit(&sh->shootdowns, memory_order_relaxed);
+		kk += atomic_load_explicit(&sh->kicks, memory_order_relaxed);
 	}
+	st->tlb_flushes = (uint64_t)fl;
+	st->gather_batches = (uint64_t)gb;
+	st->gather_batch_failures = (uint64_t)gbf;
+	st->shootdowns = (uint64_t)sd;
+	st->kicks = (uint64_t)kk;
 	st->rss_frames = (uint64_t)rss;
 	st->table_pages = (uint64_t)tables;
 	st->table_bytes = (uint64_t)tables * PTK_PAGE_SIZE;

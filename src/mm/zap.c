@@ -96,6 +96,10 @@ static uint64_t walk_step(struct range_walk *w, uint64_t va)
 			}
 			va = next;
 		}
+		/* Hash-style consumers forget the pages before the lock goes,
+		 * so no refill can race in a duplicate. */
+		if (w->g->nr_vas)
+			ptk_gather_flush_vas(w->g);
 		ptk_table_unlock(t);
 		if (w->op == OP_ZAP &&
 		    atomic_load_explicit(&t->nr_used, memory_order_relaxed) == 0)
