@@ -108,7 +108,7 @@ struct ptk_as_shard {
 	_Atomic int64_t rss, tables, faults, filled;
 	/* teardown statistics (gather.c, tlb.c) */
 	_Atomic int64_t tlb_flushes, gather_batches, gather_batch_failures,
-		shootdowns, kicks;
+		shootdowns, remote_answers;
 };
 
 struct ptk_region {

@@ -185,8 +185,8 @@ static int run_shootdown(const struct bench_params *p)
 				bench_sample("tlb-shootdown", dn, params, "unmap", "us", v[n / 2]);
 				bench_sample("tlb-shootdown", dn, params, "unmap-p99", "us",
 					     v[(size_t)(n * 0.99)]);
-				bench_sample("tlb-shootdown", dn, params, "kicks/unmap", "1",
-					     (double)st.kicks / (double)n);
+				bench_sample("tlb-shootdown", dn, params, "answered-for/unmap", "1",
+					     (double)st.remote_answers / (double)n);
 			}
 			free(v);
 			free(sp);

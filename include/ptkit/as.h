@@ -82,7 +82,7 @@ struct ptk_as_stats {
 	uint64_t gather_batches;   /* gather batch pages allocated */
 	uint64_t gather_batch_failures; /* batch allocations that failed */
 	uint64_t shootdowns;       /* flushes that had CPUs to invalidate */
-	uint64_t kicks;            /* kick signals sent to slow CPUs */
+	uint64_t remote_answers;   /* shootdowns answered for IDLE CPUs */
 };
 
 /* ---- lifetime ---------------------------------------------------------- */

@@ -14,40 +14,46 @@
  *
  * Access windows and quiescent points
  * -----------------------------------
- * A translation returned by ptk_tlb_translate() may be used (its host
- * pointer read or written) until the CPU's next quiescent point: its next
- * ptk_tlb_translate(), ptk_cpu_quiesce(), ptk_cpu_switch(), or any call into
- * a ptkit operation that may block (map, unmap, protect, drop, fault).  This
- * is the analog of an instruction's access: a CPU holding a translation is
- * like a CPU with interrupts off; it delays shootdowns until it passes a
- * quiescent point.  A CPU that stops translating for a while (blocks, does
- * other work) should call ptk_cpu_quiesce() first; it then answers every
- * shootdown in bounded time even though it runs no ptkit code (see "kick").
- * A failed translation holds nothing.
+ * A CPU is BUSY or IDLE.  A translation returned by ptk_tlb_translate()
+ * may be used (its host pointer read or written) while the CPU stays BUSY:
+ * until its next quiescent point, which is its next ptk_tlb_translate(),
+ * ptk_cpu_quiesce(), ptk_cpu_switch(), or any call into a ptkit operation
+ * that may block (map, unmap, protect, drop, fault).  The translation is
+ * the analog of an instruction's access; a BUSY CPU is like a CPU with
+ * interrupts off: it delays shootdowns until its next quiescent point.
+ * ptk_cpu_quiesce() makes the CPU IDLE (the translation is given up); so
+ * do a failed translation and every ptkit operation that may block.  The
+ * next translation makes it BUSY again (one compare-and-swap, off the hit
+ * path: the hit path only reads the state).
  *
  * Invalidation (the context's tlb_mode, fixed at creation)
  * --------------------------------------------------------
  *   PTK_TLB_SYNC (default): the gather's flush posts the range (or "all")
  *     in the mailbox of every other CPU in the mask, then waits for each to
- *     acknowledge; pages are freed only after every acknowledgement.  A CPU
- *     answers at its next quiescent point (one load and compare on every
- *     translation).  Kick: a CPU that has not answered after
- *     PTK_TLB_KICK_DELAY_NS gets a signal (PTK_TLB_KICK_SIGNAL, re-sent every
- *     millisecond); its handler answers on the spot if the CPU holds no
- *     translation.  A caller that is itself a CPU invalidates its own TLB
- *     directly and answers its own mailbox while it waits (two CPUs
- *     unmapping at each other cannot deadlock).
+ *     acknowledge; pages are freed only after every acknowledgement.  A
+ *     BUSY CPU answers at its next quiescent point (one load and compare on
+ *     every translation).  An IDLE CPU - one that runs no ptkit code, may be
+ *     blocked, sleeping, or descheduled - is answered for: the shooter
+ *     claims it (compare-and-swap IDLE -> REMOTE, which a translation
+ *     waits out), invalidates its TLB and acknowledges, so it never delays
+ *     a shootdown by more than that.  (This is the user-space form of the
+ *     paravirtual TLB flush for preempted vCPUs; it needs no signal, so it
+ *     also works inside blocking calls of any library.)  A caller that is
+ *     itself a CPU is IDLE while it waits (other shooters answer for it:
+ *     two CPUs unmapping at each other cannot deadlock) and invalidates
+ *     its own TLB directly.
  *   PTK_TLB_LAZY (LATR, FreeBSD delayed invalidation): the flush bumps the
  *     address space's TLB generation and returns; a CPU flushes its whole
  *     TLB when it sees a new generation at its next translation (the same
- *     one load and compare) and publishes the generation it passed.  Data
- *     pages wait on the address space's deferred list, tagged with the
+ *     one load and compare) and publishes the generation it passed; an
+ *     IDLE CPU is caught up the same way by whoever needs it.  Data pages
+ *     wait on the address space's deferred list, tagged with the
  *     generation, and are freed once every CPU in the mask has passed it
  *     (checked at every later flush, ptk_tlb_reap() and destroy).  When
  *     PTK_TLB_LAZY_MAX_PAGES are waiting, or no batch can hold them, or the
  *     flush has no pages to defer (protection changes), the flush waits for
- *     the CPUs as the sync mode does (kicking them), so memory stays bounded
- *     and a protection change is in force when it returns.
+ *     the CPUs as the sync mode does, so memory stays bounded and a
+ *     protection change is in force when it returns.
  * Strict guarantee, both modes: once unmap/drop returns no translation
  * started after it can reach a frame it freed, and no frame is returned to
  * the pool while any CPU may still use a translation to it; once protect
@@ -76,8 +82,6 @@
 #ifndef PTKIT_TLB_H
 #define PTKIT_TLB_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -93,8 +97,6 @@ extern "C" {
 #define PTK_TLB_MAX_CPUS   256u         /* CPUs per context */
 #define PTK_TLB_MASK_WORDS (PTK_TLB_MAX_CPUS / 64u)
 #define PTK_TLB_RANGE_MAX  64u          /* pages invalidated one by one; more: all */
-#define PTK_TLB_KICK_DELAY_NS 20000u    /* spin this long before kicking */
-#define PTK_TLB_KICK_SIGNAL (SIGRTMIN + 5)
 #define PTK_TLB_LAZY_MAX_PAGES 65536u   /* deferred pages per space, then wait */
 
 /* Tag bits (low bits of the page address). */
@@ -114,16 +116,20 @@ struct ptk_cpu_stats {
 	uint64_t hits, misses, refills;
 	uint64_t invalidations;      /* shootdown requests / generations served */
 	uint64_t full_flushes;       /* whole-TLB flushes */
-	uint64_t kicks_answered;     /* answered from the signal handler */
+	uint64_t remote_answers;     /* answered for this CPU while IDLE */
 };
 
 /*
  * A CPU.  Fields are private to tlb.c except that the inline hit path reads
- * the first group.  Owned by the thread that registered it.
+ * the first group.  Owned by the thread that registered it; its TLB is
+ * written by that thread while BUSY, or by a shooter that claimed it
+ * (REMOTE) while it was IDLE.
  */
+enum { PTK_CPU_IDLE = 0, PTK_CPU_BUSY, PTK_CPU_REMOTE };
+
 struct ptk_cpu {
 	/* owner's line: read on every translation */
-	volatile sig_atomic_t busy;          /* holds a translation (see above) */
+	_Atomic int state;                   /* PTK_CPU_* (see above) */
 	unsigned victim;                     /* replacement cursor */
 	const _Atomic uint64_t *check;       /* &req (sync) or &as->tlb_gen (lazy) */
 	_Atomic uint64_t ack;                /* last request / generation served */
@@ -131,7 +137,6 @@ struct ptk_cpu {
 	struct ptk_ctx *ctx;
 	unsigned id;                         /* index in the context, bit in masks */
 	int mode;                            /* enum ptk_tlb_mode */
-	pthread_t thread;
 	struct ptk_cpu_stats st;
 	struct ptk_tlb_entry tlb[PTK_TLB_SETS][PTK_TLB_WAYS];
 	/* mailbox: written by shooters (sync mode) */
@@ -145,7 +150,7 @@ struct ptk_cpu {
 /* ---- CPUs -------------------------------------------------------------- */
 
 /* Register the calling thread as a CPU of @ctx (one CPU per thread).
- * Installs the kick signal handler on first use.  0 and *out, -EBUSY (the
+ * 0 and *out, -EBUSY (the
  * thread already is a CPU), -ENOSPC (PTK_TLB_MAX_CPUS in use), -ENOMEM. */
 int ptk_cpu_register(struct ptk_ctx *ctx, struct ptk_cpu **out);
 
@@ -160,7 +165,7 @@ void ptk_cpu_unregister(struct ptk_cpu *cpu);
  * quiescent point. */
 void ptk_cpu_switch(struct ptk_cpu *cpu, struct ptk_as *as);
 
-/* A quiescent point: the CPU holds no translation any more; pending
+/* A quiescent point: the CPU holds no translation any more (IDLE); pending
  * requests are answered.  By the CPU's thread. */
 void ptk_cpu_quiesce(struct ptk_cpu *cpu);
 
@@ -184,9 +189,11 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 static inline int ptk_tlb_translate(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 				    struct ptk_xlate *out)
 {
-	cpu->busy = 1;
-	/* Compiler-only: the kick handler runs on this thread. */
-	atomic_signal_fence(memory_order_seq_cst);
+	/* Only this thread moves the CPU out of BUSY, so a relaxed read that
+	 * says BUSY is exact.  IDLE/REMOTE: claim it in the slow path. */
+	if (__builtin_expect(atomic_load_explicit(&cpu->state, memory_order_relaxed) !=
+			     PTK_CPU_BUSY, 0))
+		return ptk_tlb_translate_slow(cpu, va, access, out);
 	/* Acquire: pairs with the shooter's release of a request, or the
 	 * release of a new generation (after the entries were cleared). */
 	if (__builtin_expect(atomic_load_explicit(cpu->check, memory_order_acquire) !=

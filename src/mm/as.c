@@ -432,13 +432,13 @@ void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st)
 		gb += atomic_load_explicit(&sh->gather_batches, memory_order_relaxed);
 		gbf += atomic_load_explicit(&sh->gather_batch_failures, memory_order_relaxed);
 		sd += atomic_load_explicit(&sh->shootdowns, memory_order_relaxed);
-		kk += atomic_load_explicit(&sh->kicks, memory_order_relaxed);
+		kk += atomic_load_explicit(&sh->remote_answers, memory_order_relaxed);
 	}
 	st->tlb_flushes = (uint64_t)fl;
 	st->gather_batches = (uint64_t)gb;
 	st->gather_batch_failures = (uint64_t)gbf;
 	st->shootdowns = (uint64_t)sd;
-	st->kicks = (uint64_t)kk;
+	st->remote_answers = (uint64_t)kk;
 	st->rss_frames = (uint64_t)rss;
 	st->table_pages = (uint64_t)tables;
 	st->table_bytes = (uint64_t)tables * PTK_PAGE_SIZE;

@@ -3,30 +3,25 @@
  * (protocol in include/ptkit/tlb.h).
  *
  * Who writes what:
- *   cpu->tlb, victim, st, busy   the CPU's thread (and its kick handler,
- *                                only while busy == 0)
- *   cpu->ack                     the same, release stores
- *   cpu->req, mailbox            shooters, under mbox_lock (a spin lock:
- *                                the kick handler takes it too)
+ *   cpu->tlb, victim, st, ack    whoever owns the CPU: its thread while it
+ *                                is BUSY, or a shooter that claimed it
+ *                                (IDLE -> REMOTE by compare-and-swap)
+ *   cpu->state                   its thread (IDLE <-> BUSY, CAS from
+ *                                IDLE), a shooter (IDLE -> REMOTE -> IDLE)
+ *   cpu->req, mailbox            shooters, under mbox_lock (a spin lock,
+ *                                held for a few stores); the owner takes
+ *                                the mailbox under it
  *   as->cpumask                  CPUs switching in/out (seq_cst RMW)
  *   as->tlb_gen                  flushes (seq_cst RMW)
  *   as->deferred                 flushes and reapers, as->tlb_lock
  */
-#include <signal.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
 __thread struct ptk_cpu *ptk_this_cpu;
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the CPU's own TLB (its thread or its handler) ---------------------- */
 
@@ -97,57 +92,43 @@ static void cpu_service(struct ptk_cpu *cpu)
 	}
 }
 
-/* The kick: answer now unless the CPU holds a translation (then it answers
- * at its next quiescent point).  errno is preserved. */
-static void kick_handler(int sig)
+/* Take ownership of @cpu's TLB from IDLE: to BUSY (its thread) or
+ * REMOTE (a shooter).  Acquire: pairs with the release that made it IDLE,
+ * so the last owner's writes to the TLB are visible. */
+static bool cpu_try_claim(struct ptk_cpu *cpu, int to)
 {
-	(void)sig;
-	struct ptk_cpu *cpu = ptk_this_cpu;
-	if (!cpu || cpu->busy)
-		return;
-	cpu->busy = 1;   /* keep a nested kick out */
-	atomic_signal_fence(memory_order_seq_cst);
-	cpu_service(cpu);
-	cpu->st.kicks_answered++;
-	atomic_signal_fence(memory_order_seq_cst);
-	cpu->busy = 0;
+	int idle = PTK_CPU_IDLE;
+	return atomic_compare_exchange_strong_explicit(&cpu->state, &idle, to,
+			memory_order_acquire, memory_order_relaxed);
 }
 
-static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
-static void install_handler(void)
+/* The CPU's thread: make it BUSY (waits out a shooter answering for it). */
+static void cpu_enter(struct ptk_cpu *cpu)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = kick_handler;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	int rc = sigaction(PTK_TLB_KICK_SIGNAL, &sa, NULL);
-	PTK_BUG_ON(rc != 0, "sigaction failed");
+	if (atomic_load_explicit(&cpu->state, memory_order_relaxed) == PTK_CPU_BUSY)
+		return;
+	while (!cpu_try_claim(cpu, PTK_CPU_BUSY))
+		sched_yield();
+}
+
+/* Give the TLB up.  Release: pairs with the next claim's acquire. */
+static void cpu_leave(struct ptk_cpu *cpu)
+{
+	atomic_store_explicit(&cpu->state, PTK_CPU_IDLE, memory_order_release);
 }
 
 void ptk_cpu_quiesce(struct ptk_cpu *cpu)
 {
-	cpu->busy = 1;
-	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&cpu->state, memory_order_relaxed) != PTK_CPU_BUSY)
+		return;         /* IDLE: shooters answer for it */
 	cpu_service(cpu);
-	atomic_signal_fence(memory_order_seq_cst);
-	cpu->busy = 0;
-	atomic_signal_fence(memory_order_seq_cst);
-	/* A kick that came while busy deferred to us: look again. */
-	if (atomic_load_explicit(cpu->check, memory_order_acquire) !=
-	    atomic_load_explicit(&cpu->ack, memory_order_relaxed)) {
-		cpu->busy = 1;
-		atomic_signal_fence(memory_order_seq_cst);
-		cpu_service(cpu);
-		atomic_signal_fence(memory_order_seq_cst);
-		cpu->busy = 0;
-	}
+	cpu_leave(cpu);
 }
 
 int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 			   struct ptk_xlate *out)
 {
-	/* busy is already 1: the handler stays out while we touch the TLB. */
+	cpu_enter(cpu);
 	if (atomic_load_explicit(cpu->check, memory_order_acquire) !=
 	    atomic_load_explicit(&cpu->ack, memory_order_relaxed)) {
 		cpu_service(cpu);
@@ -177,7 +158,7 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 	int rc = ptk_walk(as, va, &x);
 	ptk_rcu_read_unlock();
 	if (rc) {
-		cpu->busy = 0;          /* a failed translation holds nothing */
+		cpu_leave(cpu);         /* a failed translation holds nothing */
 		return rc;
 	}
 	/* Refill (also read-only entries: a write then misses to -EACCES). */
@@ -200,7 +181,7 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 		 (ptk_pte_write(x.pte) ? PTK_TLB_W : 0);
 	cpu->st.refills++;
 	if (access == PTK_ACCESS_WRITE && !ptk_pte_write(x.pte)) {
-		cpu->busy = 0;
+		cpu_leave(cpu);
 		return -EACCES;
 	}
 	*out = x;
@@ -229,7 +210,6 @@ int ptk_cpu_register(struct ptk_ctx *ctx, struct ptk_cpu **out)
 		return -EINVAL;
 	if (ptk_this_cpu)
 		return -EBUSY;
-	pthread_once(&handler_once, install_handler);
 	struct ptk_cpu *cpu = aligned_alloc(PTK_CACHELINE, sizeof(*cpu));
 	if (!cpu)
 		return -ENOMEM;
@@ -238,7 +218,6 @@ int ptk_cpu_register(struct ptk_ctx *ctx, struct ptk_cpu **out)
 	cpu->mbox_start = UINT64_MAX;
 	cpu->ctx = ctx;
 	cpu->mode = ctx->cfg.tlb_mode;
-	cpu->thread = pthread_self();
 	cpu->check = &cpu->dummy_gen;
 	ptk_lock_acquire(&ctx->cpu_lock);
 	unsigned id = 0;
@@ -268,14 +247,11 @@ void ptk_cpu_unregister(struct ptk_cpu *cpu)
 	ptk_lock_acquire(&ctx->cpu_lock);
 	atomic_store_explicit(&ctx->cpus[cpu->id], NULL, memory_order_relaxed);
 	ptk_lock_release(&ctx->cpu_lock);
-	/* Shooters that read a mask before we left it may still post to us:
-	 * answer them until they are gone.  They look CPUs up inside a
+	/* Shooters that read a mask before we left it may still post to us
+	 * (and answer for us: we are IDLE).  They look CPUs up inside a
 	 * read-side section, so after a grace period none holds @cpu. */
-	ptk_cpu_quiesce(cpu);
 	ptk_rcu_synchronize();
-	ptk_cpu_quiesce(cpu);
 	ptk_this_cpu = NULL;
-	atomic_signal_fence(memory_order_seq_cst);
 	free(cpu);
 }
 
@@ -289,8 +265,7 @@ void ptk_cpu_stats(const struct ptk_cpu *cpu, struct ptk_cpu_stats *st)
 void ptk_cpu_switch(struct ptk_cpu *cpu, struct ptk_as *as)
 {
 	PTK_BUG_ON(ptk_this_cpu != cpu, "switching another thread's CPU");
-	cpu->busy = 1;
-	atomic_signal_fence(memory_order_seq_cst);
+	cpu_enter(cpu);
 	cpu_service(cpu);
 	struct ptk_as *old = cpu->as;
 	if (old) {
@@ -321,21 +296,16 @@ void ptk_cpu_switch(struct ptk_cpu *cpu, struct ptk_as *as)
 		cpu->check = &cpu->dummy_gen;
 		atomic_store_explicit(&cpu->ack, 0, memory_order_release);
 	}
-	atomic_signal_fence(memory_order_seq_cst);
-	cpu->busy = 0;
-	atomic_signal_fence(memory_order_seq_cst);
-	if (cpu->mode == PTK_TLB_SYNC)
-		ptk_cpu_quiesce(cpu);
+	/* Requests posted meanwhile are answered by their shooters (IDLE). */
+	cpu_leave(cpu);
 }
 
 /* ---- the flush side ------------------------------------------------------ */
 
-/* Wait until @cpu's published value reaches @target, answering our own
- * mailbox meanwhile and kicking @cpu when it is slow. */
-static void wait_for(struct ptk_as *as, struct ptk_cpu *cpu, uint64_t target,
-		     bool lazy, struct ptk_cpu *self)
+/* Wait until @cpu's published value reaches @target.  A BUSY CPU answers
+ * at its next quiescent point; an IDLE one is claimed and answered for. */
+static void wait_for(struct ptk_as *as, struct ptk_cpu *cpu, uint64_t target, bool lazy)
 {
-	uint64_t t0 = 0, next_kick = 0;
 	for (unsigned spins = 0;; spins++) {
 		if (atomic_load_explicit(&cpu->ack, memory_order_acquire) >= target)
 			return;
@@ -344,21 +314,16 @@ static void wait_for(struct ptk_as *as, struct ptk_cpu *cpu, uint64_t target,
 						   memory_order_acquire) &
 			      (UINT64_C(1) << (cpu->id % 64))))
 			return;
-		if (self)
-			ptk_cpu_quiesce(self);
-		if (spins < 64)
+		if (atomic_load_explicit(&cpu->state, memory_order_relaxed) == PTK_CPU_IDLE &&
+		    cpu_try_claim(cpu, PTK_CPU_REMOTE)) {
+			cpu_service(cpu);
+			cpu->st.remote_answers++;
+			PTK_AS_ADD(as, remote_answers, 1);
+			cpu_leave(cpu);
 			continue;
-		uint64_t now = now_ns();
-		if (!t0) {
-			t0 = now;
-			next_kick = now + PTK_TLB_KICK_DELAY_NS;
 		}
-		if (now >= next_kick) {
-			pthread_kill(cpu->thread, PTK_TLB_KICK_SIGNAL);
-			PTK_AS_ADD(as, kicks, 1);
-			next_kick = now + 1000000u;
-		}
-		sched_yield();
+		if (spins >= 64)
+			sched_yield();
 	}
 }
 
@@ -492,8 +457,6 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 			reap_locked(as, false);
 		ptk_lock_release(&as->tlb_lock);
 		if (ok) {
-			if (self && self->as == as)
-				ptk_cpu_quiesce(self);
 			ptk_rcu_read_unlock();
 			return false;
 		}
@@ -511,13 +474,15 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 			if (!c)
 				continue;
 			if (c == self) {
-				/* Our own TLB: the caller is in ptkit code. */
+				/* Our own TLB (we are IDLE: claim it back). */
+				cpu_enter(self);
 				if (lazy)
-					ptk_cpu_quiesce(self);
+					cpu_service(self);
 				else if (all)
 					tlb_flush_all(self);
 				else
 					tlb_flush_range(self, s, e);
+				cpu_leave(self);
 				continue;
 			}
 			if (lazy) {
@@ -532,9 +497,9 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 					if (e > c->mbox_end)
 						c->mbox_end = e;
 				}
-				uint64_t r = atomic_load_explicit(&c->req, memory_order_relaxed) + 1;
 				/* Release: the mailbox before the request number. */
-				atomic_store_explicit(&c->req, r, memory_order_release);
+				uint64_t r = atomic_fetch_add_explicit(&c->req, 1,
+						memory_order_release) + 1;
 				mbox_unlock(c);
 				seqs[n] = r;
 			}
@@ -542,7 +507,7 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 		}
 	}
 	for (unsigned i = 0; i < n; i++)
-		wait_for(as, targets[i], seqs[i], lazy, self);
+		wait_for(as, targets[i], seqs[i], lazy);
 	if (lazy && as->deferred) {
 		ptk_lock_acquire(&as->tlb_lock);
 		reap_locked(as, false);

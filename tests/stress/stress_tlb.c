@@ -16,7 +16,7 @@
  *     (unmap and protect are in force when they return);
  * Writers check that the notifier saw every range (start and end, exact).
  * One writer is itself a CPU (self-invalidation, answering while it waits).
- * CPUs sometimes go quiet outside ptkit code (the kick) and switch away.
+ * CPUs sometimes go quiet outside ptkit code (answered for while IDLE) and switch away.
  * Runs every TLB mode, and the legacy gather, in turn.  At the end every
  * frame is back in the pool.
  *
@@ -239,7 +239,7 @@ static void *cpu_main(void *arg)
 		}
 		c->n++;
 		unsigned r = (unsigned)(rnd(&s) % 4096);
-		if (r == 0) {           /* quiet, outside ptkit code: the kick answers */
+		if (r == 0) {           /* quiet, outside ptkit code: answered for */
 			ptk_cpu_quiesce(cpu);
 			sleep_us(300);
 		} else if (r == 1) {    /* switch away and back */
@@ -285,7 +285,7 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 	struct timespec ts = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
 	nanosleep(&ts, NULL);
 	stop = 1;
-	uint64_t ops = 0, xl = 0, kicks = 0, inval = 0;
+	uint64_t ops = 0, xl = 0, answered = 0, inval = 0;
 	for (unsigned i = 0; i < nwriters; i++) {
 		pthread_join(wt[i], NULL);
 		ops += w[i].ops;
@@ -293,7 +293,7 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 	for (unsigned i = 0; i < ncpus; i++) {
 		pthread_join(ct[i], NULL);
 		xl += c[i].n;
-		kicks += c[i].st.kicks_answered;
+		answered += c[i].st.remote_answers;
 		inval += c[i].st.invalidations;
 	}
 	ptk_notifier_unregister(as, &nt);
@@ -310,9 +310,9 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 	ptk_ctx_destroy(ctx);
 	printf("  tlb=%s gather=%s: %" PRIu64 " writer ops, %" PRIu64 " translations, %" PRIu64
 	       " reads, %" PRIu64 " unmapped checks, %" PRIu64 " read-only checks, %" PRIu64
-	       " invalidations served, %" PRIu64 " kicks answered\n",
+	       " invalidations served, %" PRIu64 " answered for while idle\n",
 	       tlb == PTK_TLB_SYNC ? "sync" : "lazy", gm == PTK_GATHER_STACK ? "stack" : "legacy",
-	       ops, xl, (uint64_t)reads, (uint64_t)checks_unmapped, (uint64_t)checks_ro, inval, kicks);
+	       ops, xl, (uint64_t)reads, (uint64_t)checks_unmapped, (uint64_t)checks_ro, inval, answered);
 	fflush(stdout);
 	if (!checks_unmapped || !checks_ro || !reads)
 		FAIL("stress_tlb: a check never ran\n");

@@ -1,6 +1,6 @@
 /*
  * test_tlb.c - software TLBs: hits and misses, invalidation by unmap and
- * protect on the calling CPU and on remote CPUs, the kick for a CPU outside
+ * protect on the calling CPU and on remote CPUs, a CPU outside
  * ptkit code, a CPU holding a translation delaying the free (sync) or the
  * free being deferred (lazy), address-space switches.  Every test runs in
  * both TLB modes.
@@ -130,7 +130,7 @@ static void *remote_main(void *p)
 	return NULL;
 }
 
-static void remote_kick(enum ptk_tlb_mode mode)
+static void remote_idle(enum ptk_tlb_mode mode)
 {
 	struct ptk_ctx *ctx = mode_ctx(mode);
 	struct ptk_as *as;
@@ -143,8 +143,8 @@ static void remote_kick(enum ptk_tlb_mode mode)
 	while (r.done < 2)
 		sleep_ms(1);
 	sleep_ms(20);   /* now in its long sleep */
-	/* The remote CPU runs no ptkit code: the kick must answer.  Lazy
-	 * defers the pages; a protect (no pages) must wait, kicked too. */
+	/* The remote CPU runs no ptkit code: it is answered for (IDLE).  Lazy
+	 * defers the pages; a protect (no pages) must wait, answered for too. */
 	double t0 = now();
 	assert_int_equal(ptk_protect(as, va, 16 * 4096, PTK_PROT_READ), 0);
 	assert_int_equal(ptk_unmap(as, va, 16 * 4096), 0);
@@ -152,16 +152,16 @@ static void remote_kick(enum ptk_tlb_mode mode)
 	assert_true(el < 1.0);
 	struct ptk_as_stats st;
 	ptk_as_stats(as, &st);
-	assert_true(st.kicks >= 1);
+	assert_true(st.remote_answers >= 1);
 	r.phase = 2;
 	pthread_join(t, NULL);
 	assert_int_equal(r.rc_after, -EFAULT);
-	assert_true(r.st.kicks_answered >= 1);
+	assert_true(r.st.remote_answers >= 1);
 	test_teardown(ctx, as);
 }
 
-static void tlb_kick_sync(void **s) { (void)s; remote_kick(PTK_TLB_SYNC); }
-static void tlb_kick_lazy(void **s) { (void)s; remote_kick(PTK_TLB_LAZY); }
+static void tlb_idle_sync(void **s) { (void)s; remote_idle(PTK_TLB_SYNC); }
+static void tlb_idle_lazy(void **s) { (void)s; remote_idle(PTK_TLB_LAZY); }
 
 /* A CPU holding a translation: the frame stays alive (and unpoisoned)
  * until it passes a quiescent point. */
@@ -213,8 +213,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(tlb_local_sync),
 		cmocka_unit_test(tlb_local_lazy),
-		cmocka_unit_test(tlb_kick_sync),
-		cmocka_unit_test(tlb_kick_lazy),
+		cmocka_unit_test(tlb_idle_sync),
+		cmocka_unit_test(tlb_idle_lazy),
 		cmocka_unit_test(tlb_hold_sync),
 		cmocka_unit_test(tlb_hold_lazy),
 	};
