@@ -109,7 +109,12 @@ struct ptk_tlb_entry {
 	uint64_t tag;        /* page address | level << 2 | W | VALID; 0: empty */
 	ptk_pte_t pte;       /* the leaf entry the refill read */
 	uint64_t pfn;        /* frame of this 4 KiB page */
-	uint8_t *host;       /* host address of the page, NULL outside the pool */
+	uint8_t *host;       /* host address of the page (frames outside the
+			      * pool, which have none, are never cached) */
+};
+
+static const uint64_t ptk_tlb_page_size[4] = {
+	UINT64_C(1) << 12, UINT64_C(1) << 21, UINT64_C(1) << 30, UINT64_C(1) << 39,
 };
 
 struct ptk_cpu_stats {
@@ -126,12 +131,16 @@ struct ptk_cpu_stats {
  * (REMOTE) while it was IDLE.
  */
 enum { PTK_CPU_IDLE = 0, PTK_CPU_BUSY, PTK_CPU_REMOTE };
+#define PTK_TLB_NOT_BUSY UINT64_MAX     /* never a request number or generation */
 
 struct ptk_cpu {
 	/* owner's line: read on every translation */
+	const _Atomic uint64_t *check;       /* &req (sync) or &as->tlb_gen (lazy) */
+	uint64_t seen;                       /* owner's copy of ack while BUSY;
+					      * PTK_TLB_NOT_BUSY otherwise, so
+					      * one compare covers both */
 	_Atomic int state;                   /* PTK_CPU_* (see above) */
 	unsigned victim;                     /* replacement cursor */
-	const _Atomic uint64_t *check;       /* &req (sync) or &as->tlb_gen (lazy) */
 	_Atomic uint64_t ack;                /* last request / generation served */
 	struct ptk_as *as;                   /* current address space or NULL */
 	struct ptk_ctx *ctx;
@@ -189,15 +198,12 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 static inline int ptk_tlb_translate(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 				    struct ptk_xlate *out)
 {
-	/* Only this thread moves the CPU out of BUSY, so a relaxed read that
-	 * says BUSY is exact.  IDLE/REMOTE: claim it in the slow path. */
-	if (__builtin_expect(atomic_load_explicit(&cpu->state, memory_order_relaxed) !=
-			     PTK_CPU_BUSY, 0))
-		return ptk_tlb_translate_slow(cpu, va, access, out);
-	/* Acquire: pairs with the shooter's release of a request, or the
-	 * release of a new generation (after the entries were cleared). */
+	/* One compare: a pending request or new generation, or the CPU is
+	 * not BUSY (seen is then PTK_TLB_NOT_BUSY): the slow path claims it
+	 * and answers.  Acquire: pairs with the shooter's release of a
+	 * request, or the bump of a generation (after entries were cleared). */
 	if (__builtin_expect(atomic_load_explicit(cpu->check, memory_order_acquire) !=
-			     atomic_load_explicit(&cpu->ack, memory_order_relaxed), 0))
+			     cpu->seen, 0))
 		return ptk_tlb_translate_slow(cpu, va, access, out);
 	uint64_t page = va & ~(PTK_PAGE_SIZE - 1);
 	struct ptk_tlb_entry *set = cpu->tlb[(va >> PTK_PAGE_SHIFT) & (PTK_TLB_SETS - 1)];
@@ -213,9 +219,9 @@ static inline int ptk_tlb_translate(struct ptk_cpu *cpu, uint64_t va, unsigned a
 			unsigned level = (unsigned)((e->tag & PTK_TLB_LVL_MASK) >> PTK_TLB_LVL_SHIFT);
 			out->pte = e->pte;
 			out->level = level;
-			out->page_size = ptk_level_size(level);
+			out->page_size = ptk_tlb_page_size[level];
 			out->pfn = e->pfn;
-			out->host = e->host ? e->host + (va & (PTK_PAGE_SIZE - 1)) : NULL;
+			out->host = e->host + (va & (PTK_PAGE_SIZE - 1));
 			return 0;
 		}
 	}

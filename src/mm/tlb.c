@@ -80,6 +80,8 @@ static void cpu_service(struct ptk_cpu *cpu)
 			tlb_flush_range(cpu, s, e);
 		cpu->st.invalidations++;
 		atomic_store_explicit(&cpu->ack, r, memory_order_release);
+		if (cpu == ptk_this_cpu)
+			cpu->seen = r;
 	} else {
 		/* Acquire: pairs with the flusher's seq_cst bump (after it
 		 * cleared the entries), so a refill after this sees them. */
@@ -89,6 +91,8 @@ static void cpu_service(struct ptk_cpu *cpu)
 		tlb_flush_all(cpu);
 		cpu->st.invalidations++;
 		atomic_store_explicit(&cpu->ack, g, memory_order_release);
+		if (cpu == ptk_this_cpu)
+			cpu->seen = g;
 	}
 }
 
@@ -109,11 +113,14 @@ static void cpu_enter(struct ptk_cpu *cpu)
 		return;
 	while (!cpu_try_claim(cpu, PTK_CPU_BUSY))
 		sched_yield();
+	cpu->seen = atomic_load_explicit(&cpu->ack, memory_order_relaxed);
 }
 
 /* Give the TLB up.  Release: pairs with the next claim's acquire. */
 static void cpu_leave(struct ptk_cpu *cpu)
 {
+	if (cpu == ptk_this_cpu)
+		cpu->seen = PTK_TLB_NOT_BUSY;   /* the hit path goes slow */
 	atomic_store_explicit(&cpu->state, PTK_CPU_IDLE, memory_order_release);
 }
 
@@ -129,8 +136,7 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 			   struct ptk_xlate *out)
 {
 	cpu_enter(cpu);
-	if (atomic_load_explicit(cpu->check, memory_order_acquire) !=
-	    atomic_load_explicit(&cpu->ack, memory_order_relaxed)) {
+	if (atomic_load_explicit(cpu->check, memory_order_acquire) != cpu->seen) {
 		cpu_service(cpu);
 		/* Retry the hit path: the entry may have survived a range. */
 		uint64_t page = va & ~(PTK_PAGE_SIZE - 1);
@@ -144,7 +150,7 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 				out->level = level;
 				out->page_size = ptk_level_size(level);
 				out->pfn = e->pfn;
-				out->host = e->host ? e->host + (va & (PTK_PAGE_SIZE - 1)) : NULL;
+				out->host = e->host + (va & (PTK_PAGE_SIZE - 1));
 				cpu->st.hits++;
 				return 0;
 			}
@@ -161,6 +167,16 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 		cpu_leave(cpu);         /* a failed translation holds nothing */
 		return rc;
 	}
+	if (!x.host) {
+		/* Outside the pool (special mapping of a foreign frame): not
+		 * cached, so the hit path never tests for a NULL host. */
+		if (access == PTK_ACCESS_WRITE && !ptk_pte_write(x.pte)) {
+			cpu_leave(cpu);
+			return -EACCES;
+		}
+		*out = x;
+		return 0;
+	}
 	/* Refill (also read-only entries: a write then misses to -EACCES). */
 	uint64_t page = va & ~(PTK_PAGE_SIZE - 1);
 	struct ptk_tlb_entry *set = cpu->tlb[(va >> PTK_PAGE_SHIFT) & (PTK_TLB_SETS - 1)];
@@ -173,7 +189,7 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 	}
 	if (!e)
 		e = &set[cpu->victim++ & (PTK_TLB_WAYS - 1)];
-	uint8_t *host = x.host ? (uint8_t *)x.host - (va & (PTK_PAGE_SIZE - 1)) : NULL;
+	uint8_t *host = (uint8_t *)x.host - (va & (PTK_PAGE_SIZE - 1));
 	e->pte = x.pte;
 	e->pfn = x.pfn;
 	e->host = host;
@@ -219,6 +235,7 @@ int ptk_cpu_register(struct ptk_ctx *ctx, struct ptk_cpu **out)
 	cpu->ctx = ctx;
 	cpu->mode = ctx->cfg.tlb_mode;
 	cpu->check = &cpu->dummy_gen;
+	cpu->seen = PTK_TLB_NOT_BUSY;
 	ptk_lock_acquire(&ctx->cpu_lock);
 	unsigned id = 0;
 	while (id < PTK_TLB_MAX_CPUS && atomic_load_explicit(&ctx->cpus[id], memory_order_relaxed))
