@@ -63,8 +63,14 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 		return -ENOMEM;
 	}
 	memset(sh, 0, sizeof(*sh) * ctx->nshards);
+	/* Writers first (as the kernel's mmap lock): a waiting writer holds
+	 * new readers back instead of starving behind a stream of faults. */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	for (unsigned i = 0; i < ctx->nshards; i++)
-		pthread_rwlock_init(&sh[i].lock, NULL);
+		pthread_rwlock_init(&sh[i].lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	as->ctx = ctx;
 	as->levels = levels;
 	as->root = root;
