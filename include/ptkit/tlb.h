@@ -181,7 +181,8 @@ void ptk_cpu_quiesce(struct ptk_cpu *cpu);
 /* The CPU of the calling thread, or NULL. */
 struct ptk_cpu *ptk_cpu_self(void);
 
-void ptk_cpu_stats(const struct ptk_cpu *cpu, struct ptk_cpu_stats *st);
+/* Statistics of @cpu.  By the CPU's thread. */
+void ptk_cpu_stats(struct ptk_cpu *cpu, struct ptk_cpu_stats *st);
 
 /* Slow path of ptk_tlb_translate(): pending invalidations, then a miss. */
 int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,

@@ -105,12 +105,14 @@ void ptk_as_destroy(struct ptk_as *as)
 	ptk_cpu_quiesce_self();
 	struct ptk_gather g;
 	uint64_t end = ptk_as_user_end(as);
+	/* No CPU may be switched to @as; pages deferred by the lazy TLB mode
+	 * are freed now. */
+	ptk_tlb_as_destroy(as);
 	ptk_notify_start(as, 0, end);
 	ptk_gather_init(&g, as, true);
 	ptk_zap_range(as, &g, 0, end);
 	ptk_gather_finish(&g);
 	ptk_notify_end(as, 0, end);
-	ptk_tlb_as_destroy(as);
 	ptk_region_set_free(&as->regions);
 	PTK_SHARD_ADD(ctx, as_destroyed, 1);
 	/* Walkers still inside a section may hold the root or the struct. */

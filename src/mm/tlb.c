@@ -274,19 +274,24 @@ void ptk_cpu_unregister(struct ptk_cpu *cpu)
 
 struct ptk_cpu *ptk_cpu_self(void) { return ptk_this_cpu; }
 
-void ptk_cpu_stats(const struct ptk_cpu *cpu, struct ptk_cpu_stats *st)
+void ptk_cpu_stats(struct ptk_cpu *cpu, struct ptk_cpu_stats *st)
 {
+	/* Shooters answering for an IDLE CPU write its statistics: own it. */
+	bool busy = atomic_load_explicit(&cpu->state, memory_order_relaxed) == PTK_CPU_BUSY;
+	cpu_enter(cpu);
 	*st = cpu->st;
+	if (!busy)
+		cpu_leave(cpu);
 }
 
 void ptk_cpu_switch(struct ptk_cpu *cpu, struct ptk_as *as)
 {
 	PTK_BUG_ON(ptk_this_cpu != cpu, "switching another thread's CPU");
+	PTK_BUG_ON(as && as->ctx != cpu->ctx, "address space of another context");
 	cpu_enter(cpu);
 	cpu_service(cpu);
 	struct ptk_as *old = cpu->as;
 	if (old) {
-		PTK_BUG_ON(as && as->ctx != cpu->ctx, "address space of another context");
 		tlb_flush_all(cpu);
 		/* Release: our uses of the old space's translations happen
 		 * before a reaper that sees the bit clear frees pages. */
@@ -383,8 +388,6 @@ static void reap_locked(struct ptk_as *as, bool all)
 
 void ptk_tlb_reap(struct ptk_as *as)
 {
-	if (!as->deferred)
-		return;
 	ptk_rcu_read_lock();
 	ptk_lock_acquire(&as->tlb_lock);
 	reap_locked(as, false);
@@ -525,7 +528,7 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 	}
 	for (unsigned i = 0; i < n; i++)
 		wait_for(as, targets[i], seqs[i], lazy);
-	if (lazy && as->deferred) {
+	if (lazy) {
 		ptk_lock_acquire(&as->tlb_lock);
 		reap_locked(as, false);
 		ptk_lock_release(&as->tlb_lock);
