@@ -88,7 +88,7 @@ struct ptk_gather {
 	unsigned nr_pages;               /* pages gathered since last flush */
 	struct ptk_gather_batch *batches;/* batches filled, newest first */
 	struct ptk_gather_batch *spare;  /* batches emptied, kept for reuse */
-	struct ptk_frame *local[PTK_GATHER_LOCAL];
+	struct ptk_frame *local[PTK_GATHER_LOCAL]; /* the on-stack array */
 	bool batch_failed;               /* a batch allocation failed */
 	/* job 2: TLB invalidation */
 	bool fullmm;                     /* tearing down the whole space */

@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -344,8 +345,17 @@ static void wait_for(struct ptk_as *as, struct ptk_cpu *cpu, uint64_t target, bo
 			cpu_leave(cpu);
 			continue;
 		}
-		if (spins >= 64)
+		if (spins < 64)
+			continue;
+		if (spins < 128) {
 			sched_yield();
+			continue;
+		}
+		/* Long wait: the CPU is BUSY but not running (descheduled,
+		 * like a preempted vCPU with interrupts off).  Sleep rather
+		 * than spin: leave the core to whoever can run. */
+		struct timespec ts = { 0, 20000 };
+		nanosleep(&ts, NULL);
 	}
 }
 
