@@ -109,6 +109,11 @@ struct ptk_ctx {
 	_Atomic bool count_writes;        /* shared-write counting (kernel.h) */
 	bool rcu_percpu;                  /* call_rcu() enqueues per CPU */
 	struct ptk_kernel kernel;
+	/* software TLBs (tlb.c): registered CPUs, by id; cpu_lock for changes */
+	struct ptk_lock cpu_lock;
+	struct ptk_cpu *_Atomic cpus[PTK_TLB_MAX_CPUS];
+	/* PTK_GATHER_LEGACY: one fixed gather per shard (gather.c) */
+	struct ptk_legacy_gather *legacy_gathers;
 };
 
 /* Shard of the calling thread's CPU. */
@@ -212,6 +217,9 @@ static inline void ptk_walker_exit(const struct ptk_ctx *ctx)
 struct ptk_as_shard {
 	alignas(PTK_CACHELINE) pthread_rwlock_t lock;
 	_Atomic int64_t rss, tables, faults, filled;
+	/* teardown statistics (gather.c, tlb.c) */
+	_Atomic int64_t tlb_flushes, gather_batches, gather_batch_failures,
+		shootdowns, remote_answers;
 };
 
 struct ptk_region {
@@ -242,6 +250,14 @@ struct ptk_as {
 	struct ptk_reg_node reg;      /* eager: registry link; legacy: list link */
 	_Atomic uint64_t kgen;        /* lazy: generation its kernel half has;
 				       * eager: the creator's barrier word */
+	/* software TLBs (tlb.c) */
+	alignas(PTK_CACHELINE) _Atomic uint64_t tlb_gen;  /* bumped by every flush */
+	_Atomic uint64_t cpumask[PTK_TLB_MASK_WORDS];     /* CPUs that may cache */
+	struct ptk_notifier *_Atomic notifiers;            /* RCU list */
+	_Atomic unsigned nr_page_notifiers;                /* with invalidate_pages */
+	struct ptk_lock tlb_lock;     /* deferred list, notifier list updates */
+	struct ptk_gather_batch *deferred;  /* lazy: pages waiting, newest first */
+	uint64_t deferred_pages;            /* tlb_lock */
 };
 
 /* Region lock (as.c): read side returns the shard token to unlock with. */
@@ -345,6 +361,44 @@ void ptk_zap_range(struct ptk_as *as, struct ptk_gather *g, uint64_t start,
  * reduced ones in @g for invalidation. */
 void ptk_change_prot_range(struct ptk_as *as, struct ptk_gather *g,
 			   uint64_t start, uint64_t end, bool writable);
+
+/* ---- software TLBs and notifiers (tlb.c) -------------------------------- */
+
+extern __thread struct ptk_cpu *ptk_this_cpu;
+/* Entry of a ptkit operation that may block: a quiescent point for the
+ * calling thread's CPU, if it is one. */
+static inline void ptk_cpu_quiesce_self(void)
+{
+	struct ptk_cpu *c = ptk_this_cpu;
+	if (c)
+		ptk_cpu_quiesce(c);
+}
+/* Invalidate every TLB that may hold entries of @g's range (or of the whole
+ * space); sync: returns after every CPU answered, true.  Lazy with pages
+ * gathered: may take the gather's data pages onto the deferred list and
+ * return false (the caller then must not free them).  No table lock held. */
+bool ptk_tlb_flush_gather(struct ptk_gather *g);
+/* Notifier calls around a teardown or protection change (no lock held). */
+void ptk_notify_start(struct ptk_as *as, uint64_t start, uint64_t end);
+void ptk_notify_end(struct ptk_as *as, uint64_t start, uint64_t end);
+void ptk_notify_pages(struct ptk_as *as, const uint64_t *va, unsigned nr);
+/* Destroy: every CPU gone; free all deferred pages. */
+void ptk_tlb_as_destroy(struct ptk_as *as);
+
+/* Gather batch layout, shared by gather.c and tlb.c (lazy deferral). */
+struct ptk_gather_batch {
+	struct ptk_gather_batch *next;
+	struct ptk_frame *self;          /* the batch's own frame */
+	unsigned nr, max;
+	uint64_t gen;                    /* lazy: TLB generation to wait for */
+	struct ptk_frame *slot[];
+};
+#define PTK_GATHER_BATCH_MAX \
+	((PTK_PAGE_SIZE - sizeof(struct ptk_gather_batch)) / sizeof(void *))
+struct ptk_gather_batch *ptk_gather_batch_alloc(struct ptk_ctx *ctx);
+struct ptk_legacy_gather *ptk_legacy_gathers_create(unsigned n);
+void ptk_legacy_gathers_destroy(struct ptk_legacy_gather *lg, unsigned n);
+void ptk_gather_batch_free(struct ptk_ctx *ctx, struct ptk_gather_batch *b);
 
 /* ---- installing leaves (fault.c) ----------------------------------------- */
 

@@ -9,6 +9,8 @@
 extern const struct bench_scenario bench_fault_anon;
 extern const struct bench_scenario bench_unmap_huge, bench_lookup, bench_reclaim;
 extern const struct bench_scenario bench_as_create, bench_kernel_extend;
+extern const struct bench_scenario bench_gather_unmap, bench_gather_latency;
+extern const struct bench_scenario bench_tlb_hit, bench_tlb_shootdown;
 extern const struct bench_scenario bench_peers;
 extern const struct bench_scenario bench_replay;
 
@@ -19,6 +21,10 @@ const struct bench_scenario *const bench_scenarios[] = {
 	&bench_unmap_huge,
 	&bench_lookup,
 	&bench_reclaim,
+	&bench_gather_unmap,
+	&bench_gather_latency,
+	&bench_tlb_hit,
+	&bench_tlb_shootdown,
 	&bench_peers,
 	&bench_replay,
 	NULL,

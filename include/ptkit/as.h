@@ -83,6 +83,11 @@ struct ptk_as_stats {
 	uint64_t table_bytes;      /* the same in bytes (VmPTE analog) */
 	uint64_t faults;           /* faults handled (all outcomes) */
 	uint64_t faults_filled;    /* faults that installed an entry */
+	uint64_t tlb_flushes;      /* gather flushes that invalidated something */
+	uint64_t gather_batches;   /* gather batch pages allocated */
+	uint64_t gather_batch_failures; /* batch allocations that failed */
+	uint64_t shootdowns;       /* flushes that had CPUs to invalidate */
+	uint64_t remote_answers;   /* shootdowns answered for IDLE CPUs */
 };
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -98,7 +103,8 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out);
 void ptk_as_destroy(struct ptk_as *as);
 
 /* Call when a thread starts using @as (switches to it: the switch_mm
- * analog); the lazy kernel-half sync runs here (kernel.h): O(1) when the
+ * analog; ptk_cpu_switch() calls it, by that CPU's thread, outside any
+ * lock); the lazy kernel-half sync runs here (kernel.h): O(1) when the
  * kernel generation has not moved, else the missing top-level entries are
  * copied.  Nothing to do in the other designs.  Any thread, any number of
  * threads at once, inside a read-side section or not. */

@@ -11,6 +11,7 @@
  *   walk.h    lockless walks
  *   gather.h  batched, preemptible teardown (mmu_gather)
  *   kernel.h  the shared kernel half and keeping roots in sync with it
+ *   tlb.h     software TLBs, shootdowns, secondary-cache notifiers
  */
 #ifndef PTKIT_PTKIT_H
 #define PTKIT_PTKIT_H
@@ -25,5 +26,6 @@
 #include "ptkit/walk.h"
 #include "ptkit/gather.h"
 #include "ptkit/kernel.h"
+#include "ptkit/tlb.h"
 
 #endif /* PTKIT_PTKIT_H */

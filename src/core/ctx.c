@@ -50,7 +50,7 @@ static int fill_config(const struct ptk_ctx_config *in, struct ptk_ctx_config *o
 	    (unsigned)out->rmap_lock > PTK_RMAP_SPIN)
 		return -EINVAL;
 	/* Old designs not implemented yet are refused, not silently replaced. */
-	if (out->gather_mode != PTK_GATHER_STACK || out->rmap_lock != PTK_RMAP_SLEEPING)
+	if (out->rmap_lock != PTK_RMAP_SLEEPING)
 		return -EOPNOTSUPP;
 	return 0;
 }
@@ -108,6 +108,12 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 	ptk_lock_init(&ctx->pool_lock);
 	ptk_kernel_init(ctx);
 	ctx->rcu_percpu = ptk_rcu_percpu_callbacks();
+	ptk_lock_init(&ctx->cpu_lock);
+	if (c.gather_mode == PTK_GATHER_LEGACY &&
+	    !(ctx->legacy_gathers = ptk_legacy_gathers_create(ctx->nshards))) {
+		ptk_ctx_destroy(ctx);
+		return -ENOMEM;
+	}
 	ctx->free_count = 0;
 	ctx->whole_free = ctx->nchunks;
 	ctx->magic = PTK_CTX_MAGIC;
@@ -153,6 +159,10 @@ void ptk_ctx_destroy(struct ptk_ctx *ctx)
 		ptk_lock_destroy(&ctx->shards[i].reg_lock);
 	}
 	ptk_lock_destroy(&ctx->pool_lock);
+	for (unsigned i = 0; i < PTK_TLB_MAX_CPUS; i++)
+		PTK_BUG_ON(atomic_load(&ctx->cpus[i]) != NULL, "a CPU is still registered");
+	ptk_lock_destroy(&ctx->cpu_lock);
+	ptk_legacy_gathers_destroy(ctx->legacy_gathers, ctx->nshards);
 	munmap(ctx->base, ctx->cfg.pool_bytes);
 	munmap(ctx->frames, ctx->nframes * sizeof(struct ptk_frame));
 	free(ctx->chunk_state);

@@ -65,14 +65,21 @@ int ptk_as_alloc(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 		return -ENOMEM;
 	}
 	memset(sh, 0, sizeof(*sh) * ctx->nshards);
+	/* Writers first (as the kernel's mmap lock): a waiting writer holds
+	 * new readers back instead of starving behind a stream of faults. */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	for (unsigned i = 0; i < ctx->nshards; i++)
-		pthread_rwlock_init(&sh[i].lock, NULL);
+		pthread_rwlock_init(&sh[i].lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	as->magic = PTK_AS_MAGIC;
 	as->ctx = ctx;
 	as->levels = levels;
 	as->root = root;
 	as->root_slots = ptk_table_slots(ctx, root);
 	as->shards = sh;
+	ptk_lock_init(&as->tlb_lock);
 	PTK_AS_ADD(as, tables, 1);
 	*out = as;
 	return 0;
@@ -102,6 +109,7 @@ void ptk_as_free_now(struct ptk_as *as)
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		pthread_rwlock_destroy(&as->shards[i].lock);
 	ptk_region_set_free(&as->regions);
+	ptk_lock_destroy(&as->tlb_lock);
 	free(as->shards);
 	free(as);
 }
@@ -121,13 +129,20 @@ void ptk_as_destroy(struct ptk_as *as)
 	PTK_CHECK_AS(as);
 	as->magic = 0;          /* a second destroy is caught in debug builds */
 	struct ptk_ctx *ctx = as->ctx;
+	ptk_cpu_quiesce_self();
 	/* Unregister first: extensions stop looking at it (kernel.h). */
 	ptk_kernel_as_destroying(as);
 	/* The user half only: the kernel half's tables are shared. */
 	struct ptk_gather g;
+	uint64_t end = ptk_as_user_end(as);
+	/* No CPU may be switched to @as; pages deferred by the lazy TLB mode
+	 * are freed now. */
+	ptk_tlb_as_destroy(as);
+	ptk_notify_start(as, 0, end);
 	ptk_gather_init(&g, as, true);
-	ptk_zap_range(as, &g, 0, ptk_as_user_end(as));
+	ptk_zap_range(as, &g, 0, end);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, 0, end);
 	ptk_region_set_free(&as->regions);
 	PTK_SHARD_ADD(ctx, as_destroyed, 1);
 	PTK_COUNT_WRITE(ctx, PTK_CW_CPU, 1);
@@ -170,9 +185,11 @@ static void wait_for_zap(struct ptk_as *as)
 static void zap_locked(struct ptk_as *as, uint64_t start, uint64_t end)
 {
 	struct ptk_gather g;
+	ptk_notify_start(as, start, end);
 	ptk_gather_init(&g, as, false);
 	ptk_zap_range(as, &g, start, end);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, start, end);
 }
 
 /* ---- map ---------------------------------------------------------------- */
@@ -183,6 +200,7 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 	if (!as || !va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
 		return -EINVAL;
 	PTK_CHECK_AS(as);
+	ptk_cpu_quiesce_self();
 	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
 	if (!len || (len & (PTK_PAGE_SIZE - 1)) || (*va & (PTK_PAGE_SIZE - 1)))
 		return -EINVAL;
@@ -286,6 +304,7 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 	if (rc)
 		return rc;
 	uint64_t end = va + len;
+	ptk_cpu_quiesce_self();
 	ptk_as_write_lock(as);
 	while (ptk_region_overlaps(&as->regions, va, end, true))
 		wait_for_zap(as);
@@ -307,6 +326,13 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 	ptk_region_split_at(&as->regions, va);
 	ptk_region_split_at(&as->regions, end);
 	ptk_region_remove(&as->regions, va, end);
+	if (as->ctx->cfg.gather_mode == PTK_GATHER_LEGACY) {
+		/* The old design: the region lock (write) over the whole
+		 * teardown, through the per-CPU gather. */
+		zap_locked(as, va, end);
+		ptk_as_write_unlock(as);
+		return 0;
+	}
 	struct ptk_region hole = { .start = va, .end = end, .kind = PTK_REGION_ZAPPING };
 	rc = ptk_region_insert(&as->regions, &hole);
 	PTK_BUG_ON(rc != 0, "insert failed after reserve");
@@ -314,9 +340,11 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 
 	/* The teardown: table locks only, batch by batch, preemptible. */
 	struct ptk_gather g;
+	ptk_notify_start(as, va, end);
 	ptk_gather_init(&g, as, false);
 	ptk_zap_range(as, &g, va, end);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, va, end);
 
 	ptk_as_write_lock(as);
 	ptk_region_remove(&as->regions, va, end);
@@ -334,6 +362,7 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
 	if (prot & ~PTK_PROT_MASK)
 		return -EINVAL;
 	uint64_t end = va + len;
+	ptk_cpu_quiesce_self();
 	ptk_as_write_lock(as);
 	if (!ptk_region_covered(&as->regions, va, end)) {
 		rc = -ENOMEM;
@@ -352,9 +381,11 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
 	     i < as->regions.n && as->regions.v[i].start < end; i++)
 		as->regions.v[i].prot = prot;
 	struct ptk_gather g;
+	ptk_notify_start(as, va, end);
 	ptk_gather_init(&g, as, false);
 	ptk_change_prot_range(as, &g, va, end, prot & PTK_PROT_WRITE);
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, va, end);
 out:
 	ptk_as_write_unlock(as);
 	return rc;
@@ -368,6 +399,7 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 	if (rc)
 		return rc;
 	uint64_t end = va + len;
+	ptk_cpu_quiesce_self();
 	unsigned tok = ptk_as_read_lock(as);
 	bool covered = ptk_region_covered(&as->regions, va, end);
 	rc = ptk_split_boundary(as, va);
@@ -378,6 +410,7 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 		return rc;
 	}
 	struct ptk_gather g;
+	ptk_notify_start(as, va, end);
 	ptk_gather_init(&g, as, false);
 	for (size_t i = ptk_region_lower(&as->regions, va);
 	     i < as->regions.n && as->regions.v[i].start < end; i++) {
@@ -389,6 +422,7 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 		ptk_zap_range(as, &g, s, e);
 	}
 	ptk_gather_finish(&g);
+	ptk_notify_end(as, va, end);
 	ptk_as_read_unlock(as, tok);
 	return covered ? 0 : -ENOMEM;
 }
@@ -424,13 +458,24 @@ void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st)
 		return;
 	PTK_CHECK_AS(as);
 	int64_t rss = 0, tables = 0, faults = 0, filled = 0;
+	int64_t fl = 0, gb = 0, gbf = 0, sd = 0, kk = 0;
 	for (unsigned i = 0; i < as->ctx->nshards; i++) {
 		struct ptk_as_shard *sh = &as->shards[i];
 		rss += atomic_load_explicit(&sh->rss, memory_order_relaxed);
 		tables += atomic_load_explicit(&sh->tables, memory_order_relaxed);
 		faults += atomic_load_explicit(&sh->faults, memory_order_relaxed);
 		filled += atomic_load_explicit(&sh->filled, memory_order_relaxed);
+		fl += atomic_load_explicit(&sh->tlb_flushes, memory_order_relaxed);
+		gb += atomic_load_explicit(&sh->gather_batches, memory_order_relaxed);
+		gbf += atomic_load_explicit(&sh->gather_batch_failures, memory_order_relaxed);
+		sd += atomic_load_explicit(&sh->shootdowns, memory_order_relaxed);
+		kk += atomic_load_explicit(&sh->remote_answers, memory_order_relaxed);
 	}
+	st->tlb_flushes = (uint64_t)fl;
+	st->gather_batches = (uint64_t)gb;
+	st->gather_batch_failures = (uint64_t)gbf;
+	st->shootdowns = (uint64_t)sd;
+	st->remote_answers = (uint64_t)kk;
 	st->rss_frames = (uint64_t)rss;
 	st->table_pages = (uint64_t)tables;
 	st->table_bytes = (uint64_t)tables * PTK_PAGE_SIZE;

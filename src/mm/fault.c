@@ -252,6 +252,7 @@ int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access)
 	PTK_CHECK_AS(as);
 	if (va >= ptk_as_user_end(as))
 		return ptk_kernel_fault(as, va, access);
+	ptk_cpu_quiesce_self();
 	unsigned tok = ptk_as_read_lock(as);
 	PTK_AS_ADD(as, faults, 1);
 	struct ptk_region *r = ptk_region_find(&as->regions, va);

@@ -9,18 +9,13 @@
  * descriptor's free-list link, which a detached table does not use) and
  * gets an RCU callback of its own at the flush.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-struct ptk_gather_batch {
-	struct ptk_gather_batch *next;
-	struct ptk_frame *self;          /* the batch's own frame */
-	unsigned nr, max;
-	struct ptk_frame *slot[];
-};
-
-#define BATCH_MAX ((PTK_PAGE_SIZE - sizeof(struct ptk_gather_batch)) / sizeof(void *))
+/* The batch layout is in internal.h (the lazy TLB mode defers batches). */
+#define BATCH_MAX PTK_GATHER_BATCH_MAX
 
 static struct ptk_gather_batch *batch_alloc(struct ptk_ctx *ctx)
 {
@@ -32,12 +27,48 @@ static struct ptk_gather_batch *batch_alloc(struct ptk_ctx *ctx)
 	b->self = f;
 	b->nr = 0;
 	b->max = (unsigned)BATCH_MAX;
+	b->gen = 0;
 	return b;
 }
 
 static void batch_free(struct ptk_ctx *ctx, struct ptk_gather_batch *b)
 {
 	ptk_frame_free(ctx, b->self);
+}
+
+struct ptk_gather_batch *ptk_gather_batch_alloc(struct ptk_ctx *ctx)
+{
+	return batch_alloc(ctx);
+}
+
+void ptk_gather_batch_free(struct ptk_ctx *ctx, struct ptk_gather_batch *b)
+{
+	batch_free(ctx, b);
+}
+
+/* The old design: one fixed array per shard, held from init to finish. */
+struct ptk_legacy_gather {
+	alignas(PTK_CACHELINE) struct ptk_lock lock;
+	struct ptk_frame *slot[PTK_GATHER_LEGACY_NR];
+};
+
+struct ptk_legacy_gather *ptk_legacy_gathers_create(unsigned n)
+{
+	struct ptk_legacy_gather *lg = aligned_alloc(PTK_CACHELINE, sizeof(*lg) * n);
+	if (!lg)
+		return NULL;
+	for (unsigned i = 0; i < n; i++)
+		ptk_lock_init(&lg[i].lock);
+	return lg;
+}
+
+void ptk_legacy_gathers_destroy(struct ptk_legacy_gather *lg, unsigned n)
+{
+	if (!lg)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		ptk_lock_destroy(&lg[i].lock);
+	free(lg);
 }
 
 void ptk_gather_init(struct ptk_gather *g, struct ptk_as *as, bool fullmm)
@@ -54,6 +85,17 @@ void ptk_gather_init(struct ptk_gather *g, struct ptk_as *as, bool fullmm)
 	g->fullmm = fullmm;
 	g->start = UINT64_MAX;
 	g->end = 0;
+	g->track_vas = atomic_load_explicit(&as->nr_page_notifiers,
+					    memory_order_relaxed) != 0;
+	if (__builtin_expect(g->ctx->cfg.gather_mode == PTK_GATHER_LEGACY, 0)) {
+		/* "Preemption off": this shard's array is ours until finish. */
+		struct ptk_legacy_gather *lg =
+			&g->ctx->legacy_gathers[ptk_ctx_shard_index(g->ctx)];
+		ptk_lock_acquire(&lg->lock);
+		g->legacy = lg;
+		g->slots = lg->slot;
+		g->max = PTK_GATHER_LEGACY_NR;
+	}
 }
 
 void ptk_gather_note_range(struct ptk_gather *g, uint64_t start, uint64_t end,
@@ -66,12 +108,25 @@ void ptk_gather_note_range(struct ptk_gather *g, uint64_t start, uint64_t end,
 	if (end > g->end)
 		g->end = end;
 	g->page_sizes |= 1u << level;
+	if (g->track_vas) {
+		if (g->nr_vas == PTK_GATHER_VAS)
+			ptk_gather_flush_vas(g);
+		g->vas[g->nr_vas++] = start;
+	}
+}
+
+void ptk_gather_flush_vas(struct ptk_gather *g)
+{
+	if (!g->nr_vas)
+		return;
+	ptk_notify_pages(g->as, g->vas, g->nr_vas);
+	g->nr_vas = 0;
 }
 
 /* Move to a new data batch.  false if none can be had. */
 static bool gather_grow(struct ptk_gather *g)
 {
-	if (g->batch_failed || g->nr_pages >= PTK_GATHER_MAX_PAGES)
+	if (g->legacy || g->batch_failed || g->nr_pages >= PTK_GATHER_MAX_PAGES)
 		return false;
 	struct ptk_gather_batch *b = g->spare;
 	if (b) {
@@ -142,17 +197,21 @@ void ptk_gather_add_table(struct ptk_gather *g, struct ptk_frame *t)
 	g->local_singles = t;
 }
 
-/* TLB invalidation for what was gathered.  This is where software TLBs and
- * secondary-cache notifiers plug in; it must complete before any page is
- * freed. */
-static void gather_invalidate(struct ptk_gather *g)
+/* TLB invalidation for what was gathered (tlb.c): every software TLB that
+ * may hold an entry of the range has dropped it when this returns true, so
+ * the pages may be freed.  false: the lazy mode took the data pages onto
+ * the address space's deferred list; the caller only resets its arrays. */
+static bool gather_invalidate(struct ptk_gather *g)
 {
+	ptk_gather_flush_vas(g);
 	if (g->start >= g->end && !g->fullmm && !g->freed_tables)
-		return;
+		return true;
 	g->stat_flushes++;
+	bool free_now = ptk_tlb_flush_gather(g);
 	g->start = UINT64_MAX;
 	g->end = 0;
 	g->page_sizes = 0;
+	return free_now;
 }
 
 static void table_batch_rcu_cb(struct rcu_head *head)
@@ -173,23 +232,29 @@ void ptk_gather_flush(struct ptk_gather *g)
 		return;
 	struct ptk_ctx *ctx = g->ctx;
 	/* 1. invalidate: no CPU may reach the pages or tables after this. */
-	gather_invalidate(g);
-	/* 2. free the data pages (local array first, then each batch). */
-	struct ptk_frame **local_end = g->batches ? g->local + PTK_GATHER_LOCAL
-						  : g->local + g->nr;
-	for (struct ptk_frame **p = g->local; p < local_end; p++)
-		ptk_frame_put(ctx, *p);
-	while (g->batches) {
-		struct ptk_gather_batch *b = g->batches;
-		g->batches = b->next;
-		for (unsigned i = 0; i < b->nr; i++)
-			ptk_frame_put(ctx, b->slot[i]);
-		b->next = g->spare;
-		g->spare = b;
+	bool free_now = gather_invalidate(g);
+	/* 2. free the data pages (local array first, then each batch); the
+	 * lazy TLB mode may have taken them (and emptied the local array). */
+	if (g->legacy) {
+		for (unsigned i = 0; free_now && i < g->nr; i++)
+			ptk_frame_put(ctx, g->slots[i]);
+	} else {
+		struct ptk_frame **local_end = g->batches ? g->local + PTK_GATHER_LOCAL
+							  : g->local + g->nr;
+		for (struct ptk_frame **p = g->local; free_now && p < local_end; p++)
+			ptk_frame_put(ctx, *p);
+		while (free_now && g->batches) {
+			struct ptk_gather_batch *b = g->batches;
+			g->batches = b->next;
+			for (unsigned i = 0; i < b->nr; i++)
+				ptk_frame_put(ctx, b->slot[i]);
+			b->next = g->spare;
+			g->spare = b;
+		}
+		g->slots = g->local;
+		g->max = PTK_GATHER_LOCAL;
 	}
-	g->slots = g->local;
 	g->nr = 0;
-	g->max = PTK_GATHER_LOCAL;
 	g->nr_pages = 0;
 	g->batch_failed = false;
 	/* 3. tables: after a grace period, batched or one by one. */
@@ -223,4 +288,12 @@ void ptk_gather_finish(struct ptk_gather *g)
 		g->spare = b->next;
 		batch_free(g->ctx, b);
 	}
+	if (g->legacy) {
+		ptk_lock_release(&g->legacy->lock);
+		g->legacy = NULL;
+	}
+	/* Statistics for ptk_as_stats (this CPU's shard: no shared line). */
+	PTK_AS_ADD(g->as, tlb_flushes, g->stat_flushes);
+	PTK_AS_ADD(g->as, gather_batches, g->stat_batches);
+	PTK_AS_ADD(g->as, gather_batch_failures, g->stat_batch_failures);
 }

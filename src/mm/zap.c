@@ -117,6 +117,10 @@ static uint64_t walk_step(struct range_walk *w, uint64_t va)
 			}
 			va = next;
 		}
+		/* Hash-style consumers forget the pages before the lock goes,
+		 * so no refill can race in a duplicate. */
+		if (w->g->nr_vas)
+			ptk_gather_flush_vas(w->g);
 		ptk_table_unlock(t);
 		if (straddle) {
 			/* A huge leaf across the range's edge, faulted in after
