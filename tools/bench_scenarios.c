@@ -33,6 +33,14 @@ const struct bench_scenario *const bench_scenarios[] = {
 /* The default suite: `ptkit bench` without scenario names (the README's
  * main command).  Sized to finish in about two minutes on a 2-core machine. */
 const char *const bench_default_suite[] = {
+	"as-create",        /* seeds 000/001: lockless create/destroy */
+	"kernel-extend",
+	"unmap-huge",       /* seed 003: IPI per huge leaf vs RCU */
+	"lookup",           /* seed 002/003: lockless lookups */
+	"reclaim",          /* PT_RECLAIM */
+	"gather-latency",   /* seed 004: preemptible teardown */
+	"tlb-hit",
+	"tlb-shootdown",
 	"fault-anon",
 	"peers",
 	"replay",
