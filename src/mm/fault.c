@@ -116,6 +116,17 @@ static int fault_anon(struct ptk_as *as, const struct ptk_region *r, uint64_t va
 			 (access == PTK_ACCESS_WRITE ? PTK_PTE_DIRTY : 0);
 	uint64_t hbase = ptk_level_base(va, PTK_LEVEL_PMD);
 	struct ptk_frame *huge = NULL, *page = NULL;
+	/* Spurious fault (another thread won, or the caller faults a page it
+	 * has): a lockless look first, so no frame is allocated (and no
+	 * allocation can fail) when the entry already allows the access. */
+	struct ptk_xlate x;
+	ptk_walker_enter(ctx);
+	int seen = ptk_walk(as, va, &x);
+	ptk_walker_exit(ctx);
+	uint64_t need = PTK_PTE_ACCESSED |
+		(access == PTK_ACCESS_WRITE ? PTK_PTE_WRITE | PTK_PTE_DIRTY : 0);
+	if (seen == 0 && (x.pte & need) == need)
+		return 0;
 	if ((r->flags & PTK_MAP_HUGE) && hbase >= r->start && hbase + PTK_HUGE_2M <= r->end &&
 	    !pmd_holds_table(as, va))
 		huge = ptk_frame_alloc_huge(ctx);
