@@ -8,7 +8,7 @@
 set -euo pipefail
 want=(meson ninja-build pkg-config gcc libc6-dev liburcu-dev)
 case "${1:-test}" in
-  test) want+=(libcmocka-dev clang libclang-rt-14-dev libtsan2 libasan8 libubsan1 spin) ;;
+  test) want+=(libcmocka-dev clang libclang-rt-14-dev libtsan2 libasan8 libubsan1 spin python3) ;;
   lab)  want+=(gnuplot-nox libucx-dev) ;;
   record) want+=(strace linux-perf) ;;
 esac
