@@ -655,6 +655,8 @@ static void run_op(struct fz *f, const uint8_t *b)
 		bool huge = ptk_translate(f->as[i], va, &x0) == 0 && x0.level > PTK_LEVEL_PTE;
 		rc = ptk_split(f->as[i], va);
 		DISARM();
+		if (f->verbose)
+			fprintf(stderr, "  split %#" PRIx64 " (huge %d) -> %d\n", va, huge, rc);
 		if (fired && rc == -ENOMEM)
 			break;
 		if (va >= ptk_as_user_end(f->as[i]))
@@ -689,6 +691,9 @@ static void run_op(struct fz *f, const uint8_t *b)
 		}
 		rc = ptk_collapse(f->as[i], va);
 		DISARM();
+		if (f->verbose)
+			fprintf(stderr, "  collapse %#" PRIx64 " (one kind %d, huge %d, %u present) -> %d\n",
+				va, one_kind, huge, present, rc);
 		if (!one_kind)
 			expect(f, "collapse", rc, -EINVAL);
 		else if (huge)
@@ -768,6 +773,8 @@ static void run_op(struct fz *f, const uint8_t *b)
 				got = rc ? 0 : n;
 			}
 		}
+		if (f->verbose)
+			fprintf(stderr, "  pinned %u of %u (%u pins)\n", got, n, f->npins + got);
 		for (unsigned k = 0; k < got; k++) {
 			uint8_t *host = ptk_pfn_host(f->ctx, pfns[k]);
 			struct model_lookup l;
