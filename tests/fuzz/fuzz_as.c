@@ -20,12 +20,32 @@
  *   (bits 3-6)   b6 bit 0: 2 MiB-aligned start, bit 1: corrupt an argument
  *   (kind in b7)   b7 misc (frame offset, levels, injection count).
  *
+ * Operations beyond the model's own: split (0 iff a huge leaf maps the
+ * address, one level down after, same frame), collapse (-EINVAL unless one
+ * kind of region covers the aligned block, -EEXIST over a huge leaf, else
+ * 0/-EBUSY/-ENOENT, 0 only with all 512 pages present and a 2 MiB leaf
+ * after), pin (b7 bit 0: ptk_pin_fast, whose count must equal the model's
+ * leading anonymous pages allowing the access; else ptk_pin, which faults
+ * in as the model does), unpin (one, or all with b7 bit 0), kmap (b7 bit
+ * 0: anonymous, else special; NOREPLACE in a 4 MiB kernel window), kunmap,
+ * activate (b7 bit 0: a kernel fault instead) and tlb (switch the one CPU
+ * this thread registers to the space, translate through its TLB).  The
+ * kernel window follows its own model (struct model over offsets from the
+ * kernel start); every 4-level space must translate it exactly, except
+ * that with lazy kernel sync a space not activated since an extension that
+ * added a top-level entry may lack it.  Pinned frames must keep their
+ * contents (read through ptk_pfn_host) after every step; the CPU's TLB is
+ * checked over the step's range whenever it runs the space the step used.
+ *
+ * Designs: when the input's length is not a multiple of 8, the byte after
+ * the last whole operation picks them (bits 0-1 kernel_sync mod 3, bit 2
+ * walk_mode, bit 3 gather_mode, bit 4 tlb_mode); otherwise the defaults, or
+ * fuzz_as_ctx_config (which `ptkit torture` sets at random).
+ *
  * Extension point: a new operation is one enum value before OP_NR, one case
  * in run_op() that calls ptkit and the matching model_<op>() and compares
  * the results, and the range it touched (so the step check covers it).
- * Kernel-half mappings, walkers/pins, collapse, gather modes and clone or
- * truncate plug in there; design modes plug in at ctx creation (fz_begin,
- * from fuzz_as_ctx_config, which `ptkit torture` sets at random).
+ * Clone or truncate plug in there.
  *
  * Built as a libFuzzer target with clang (fuzz_as_fuzzer), and linked with
  * replay.c into a plain program that replays the corpus and every kept
