@@ -115,6 +115,7 @@ struct fz {
 	bool ksynced[NAS];      /* lazy: activated since the last new top entry */
 	struct ptk_ctx_config cfg;
 	struct ptk_cpu *cpu;    /* this thread as a CPU, or NULL */
+	bool no_cpu;            /* registering failed */
 	int cur;                /* address space the CPU is switched to, or -1 */
 	struct pin pins[MAX_PINS];
 	unsigned npins;
@@ -375,9 +376,7 @@ static void fz_begin(struct fz *f, int mode)
 		fz_fail(f, "cannot create a context: %d", rc);
 	f->kstart = ptk_kernel_start(KLEVELS);
 	model_init(&f->km, KLEVELS);
-	f->cur = -1;
-	if (ptk_cpu_register(f->ctx, &f->cpu))
-		f->cpu = NULL;  /* the thread is a CPU elsewhere: no TLB checks */
+	f->cur = -1;    /* the CPU is registered at the first tlb operation */
 	for (unsigned i = 0; i < NAS; i++) {
 		if (ptk_as_create(f->ctx, 0, &f->as[i]))
 			fz_fail(f, "cannot create an address space");
@@ -901,6 +900,13 @@ static void run_op(struct fz *f, const uint8_t *b)
 		 * translate through its TLB; the CPU stays there, so later
 		 * unmaps and protects must reach its entries. */
 		DISARM();
+		/* Registered on first use: unregistering waits a grace
+		 * period, which inputs without TLB operations need not pay.
+		 * A thread that is a CPU elsewhere gets no TLB checks. */
+		if (!f->cpu && !f->no_cpu && ptk_cpu_register(f->ctx, &f->cpu)) {
+			f->cpu = NULL;
+			f->no_cpu = true;
+		}
 		if (!f->cpu)
 			break;
 		if (f->cur != (int)i || (a.misc & 1)) {
