@@ -834,6 +834,12 @@ static void run_op(struct fz *f, const uint8_t *b)
 			    ptk_kmap_special(f->ctx, &va, len, pfn, a.prot, flags);
 		DISARM();
 		f->kused = true;
+		/* Even a failed kmap may add top-level entries (they stay,
+		 * kernel.h I1): lazy spaces lack them until activated. */
+		ptk_kernel_stats(f->ctx, &ks);
+		if (ks.generation != gen0 && ksync_lazy(f))
+			for (unsigned k = 0; k < NAS; k++)
+				f->ksynced[k] = false;
 		if (fired && rc == -ENOMEM)
 			break;  /* nothing mapped */
 		uint64_t moff = off;
@@ -849,10 +855,6 @@ static void run_op(struct fz *f, const uint8_t *b)
 			fprintf(stderr, "  kmap off %#" PRIx64 " len %#" PRIx64 " flags %#x pfn %#" PRIx64
 				" -> %d\n", off, len, flags, pfn, rc);
 		expect(f, anon ? "kmap_anon" : "kmap_special", rc, want);
-		ptk_kernel_stats(f->ctx, &ks);
-		if (ks.generation != gen0 && ksync_lazy(f))
-			for (unsigned k = 0; k < NAS; k++)
-				f->ksynced[k] = false;
 		check_kernel(f, off, off + len);
 		check_lo = check_hi = WIN_BASE;
 		break;
