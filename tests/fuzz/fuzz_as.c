@@ -28,7 +28,7 @@
  * leading anonymous pages allowing the access; else ptk_pin, which faults
  * in as the model does), unpin (one, or all with b7 bit 0), kmap (b7 bit
  * 0: anonymous, else special; NOREPLACE in a 4 MiB kernel window), kunmap,
- * activate (b7 bit 0: a kernel fault instead) and tlb (switch the one CPU
+ * activate (b7 bit 0: a kernel fault instead, bit 1: ptk_kernel_sync) and tlb (switch the one CPU
  * this thread registers to the space, translate through its TLB).  The
  * kernel window follows its own model (struct model over offsets from the
  * kernel start); every 4-level space must translate it exactly, except
@@ -270,10 +270,15 @@ static void check_kernel(struct fz *f, uint64_t off, uint64_t end)
 {
 	if (!f->kused)
 		return;
-	for (unsigned i = 0; i < NAS; i++)
-		if (f->as[i])
-			for (uint64_t o = off; o < end; o += PTK_PAGE_SIZE)
-				check_kernel_page(f, i, o);
+	for (unsigned i = 0; i < NAS; i++) {
+		if (!f->as[i])
+			continue;
+		unsigned missing = ptk_as_kernel_missing(f->as[i]);
+		if (f->ksynced[i] && missing)
+			fz_fail(f, "as%u lacks %u kernel top-level entries (synced)", i, missing);
+		for (uint64_t o = off; o < end; o += PTK_PAGE_SIZE)
+			check_kernel_page(f, i, o);
+	}
 }
 
 /* Pinned frames keep their contents whatever happened to the mapping. */
@@ -889,6 +894,10 @@ static void run_op(struct fz *f, const uint8_t *b)
 			 * the window lies inside one 512 GiB slot. */
 			if (rc == 0)
 				f->ksynced[i] = true;
+		} else if (a.misc & 2) {
+			/* Explicit sync: every registered root complete
+			 * (eager, legacy); nothing in the lazy design. */
+			ptk_kernel_sync(f->ctx);
 		} else {
 			ptk_as_activate(f->as[i]);
 			f->ksynced[i] = true;

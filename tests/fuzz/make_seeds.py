@@ -160,6 +160,7 @@ kernel_ops = [
     op(KMAP, 0, 0, pages(8), R | W, misc=2),                      # special
     op(KMAP, 0, 100, pages(16), R, misc=1),                       # anon
     op(KMAP, 0, 512, huge(1), R | W, HUGE, True, misc=4),         # 2 MiB leaf at 1 GiB
+    op(ACTIVATE, 0, misc=2),                                      # ptk_kernel_sync
     op(ACTIVATE, 1, misc=0),
     op(ACTIVATE, 2, 104, misc=1),                                 # kernel fault
     op(TLB, 0, 0, pages(4), misc=1),
