@@ -98,7 +98,10 @@
  *
  * TLBs: kunmap tears down through a gather on the reference address space;
  * kernel leaves are GLOBAL, so a software TLB must invalidate them in every
- * address space.
+ * address space: a flush of the reference targets every registered CPU
+ * (no CPU is ever switched to the reference, its own mask stays empty).
+ * Limit: with tlb_mode LAZY another CPU is flushed only when IDLE (claimed);
+ * a BUSY lazy CPU keeps stale kernel entries until its next switch.
  */
 #ifndef PTKIT_KERNEL_H
 #define PTKIT_KERNEL_H

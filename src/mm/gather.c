@@ -239,8 +239,11 @@ void ptk_gather_flush(struct ptk_gather *g)
 		for (unsigned i = 0; free_now && i < g->nr; i++)
 			ptk_frame_put(ctx, g->slots[i]);
 	} else {
-		struct ptk_frame **local_end = g->batches ? g->local + PTK_GATHER_LOCAL
-							  : g->local + g->nr;
+		/* Not freeing (lazy TLB took the pages and the batches, but
+		 * left nr counting them): no end to compute, g->local + nr
+		 * would point past the local array. */
+		struct ptk_frame **local_end = !free_now ? g->local :
+			g->batches ? g->local + PTK_GATHER_LOCAL : g->local + g->nr;
 		for (struct ptk_frame **p = g->local; free_now && p < local_end; p++)
 			ptk_frame_put(ctx, *p);
 		while (free_now && g->batches) {

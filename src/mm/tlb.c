@@ -458,6 +458,69 @@ static bool defer_pages(struct ptk_gather *g, uint64_t gen)
 	return true;
 }
 
+/* A flush of the kernel reference (kunmap).  Kernel leaves are GLOBAL and
+ * seen through every address space that shares the kernel half, but no CPU
+ * is ever switched to the reference itself, so its mask is empty: every
+ * registered CPU is a target.  Our own TLB is flushed directly; other CPUs
+ * get a mailbox request (sync mode) and are waited for, an IDLE one being
+ * answered for.  Lazy mode: other CPUs watch their own space's generation,
+ * not the mailbox; they are claimed when IDLE and flushed, and a BUSY one
+ * is not reached until it switches (a known limit, see tlb.h).  Pages are
+ * freed after this returns (no deferral). */
+static bool kernel_flush(struct ptk_ctx *ctx, bool all, uint64_t s, uint64_t e)
+{
+	struct ptk_cpu *self = ptk_this_cpu;
+	ptk_rcu_read_lock();    /* CPU structs stay valid (unregister waits) */
+	for (unsigned id = 0; id < PTK_TLB_MAX_CPUS; id++) {
+		struct ptk_cpu *c = atomic_load_explicit(&ctx->cpus[id], memory_order_acquire);
+		if (!c)
+			continue;
+		if (c == self) {
+			cpu_enter(self);
+			if (all)
+				tlb_flush_all(self);
+			else
+				tlb_flush_range(self, s, e);
+			cpu_leave(self);
+			continue;
+		}
+		if (c->mode == PTK_TLB_LAZY) {
+			if (atomic_load_explicit(&c->state, memory_order_relaxed) == PTK_CPU_IDLE &&
+			    cpu_try_claim(c, PTK_CPU_REMOTE)) {
+				tlb_flush_all(c);
+				cpu_leave(c);
+			}
+			continue;
+		}
+		mbox_lock(c);
+		if (all) {
+			c->mbox_all = true;
+		} else {
+			if (s < c->mbox_start)
+				c->mbox_start = s;
+			if (e > c->mbox_end)
+				c->mbox_end = e;
+		}
+		/* Release: the mailbox before the request number. */
+		uint64_t r = atomic_fetch_add_explicit(&c->req, 1, memory_order_release) + 1;
+		mbox_unlock(c);
+		for (unsigned spins = 0; atomic_load_explicit(&c->ack, memory_order_acquire) < r;
+		     spins++) {
+			if (atomic_load_explicit(&c->state, memory_order_relaxed) == PTK_CPU_IDLE &&
+			    cpu_try_claim(c, PTK_CPU_REMOTE)) {
+				cpu_service(c);
+				c->st.remote_answers++;
+				cpu_leave(c);
+				continue;
+			}
+			if (spins >= 64)
+				sched_yield();
+		}
+	}
+	ptk_rcu_read_unlock();
+	return true;
+}
+
 bool ptk_tlb_flush_gather(struct ptk_gather *g)
 {
 	struct ptk_as *as = g->as;
@@ -470,6 +533,8 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 	uint64_t s = g->start, e = g->end;
 	if (g->fullmm)
 		return true;    /* destroy: no CPU may be switched to it */
+	if (__builtin_expect(as->kernel_ref, 0))
+		return kernel_flush(ctx, all, s, e);
 	struct ptk_cpu *self = ptk_this_cpu;
 	bool any = false;
 	for (unsigned w = 0; w < PTK_TLB_MASK_WORDS; w++)

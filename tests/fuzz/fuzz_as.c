@@ -20,12 +20,32 @@
  *   (bits 3-6)   b6 bit 0: 2 MiB-aligned start, bit 1: corrupt an argument
  *   (kind in b7)   b7 misc (frame offset, levels, injection count).
  *
+ * Operations beyond the model's own: split (0 iff a huge leaf maps the
+ * address, one level down after, same frame), collapse (-EINVAL unless one
+ * kind of region covers the aligned block, -EEXIST over a huge leaf, else
+ * 0/-EBUSY/-ENOENT, 0 only with all 512 pages present and a 2 MiB leaf
+ * after), pin (b7 bit 0: ptk_pin_fast, whose count must equal the model's
+ * leading anonymous pages allowing the access; else ptk_pin, which faults
+ * in as the model does), unpin (one, or all with b7 bit 0), kmap (b7 bit
+ * 0: anonymous, else special; NOREPLACE in a 4 MiB kernel window), kunmap,
+ * activate (b7 bit 0: a kernel fault instead, bit 1: ptk_kernel_sync) and tlb (switch the one CPU
+ * this thread registers to the space, translate through its TLB).  The
+ * kernel window follows its own model (struct model over offsets from the
+ * kernel start); every 4-level space must translate it exactly, except
+ * that with lazy kernel sync a space not activated since an extension that
+ * added a top-level entry may lack it.  Pinned frames must keep their
+ * contents (read through ptk_pfn_host) after every step; the CPU's TLB is
+ * checked over the step's range whenever it runs the space the step used.
+ *
+ * Designs: when the input's length is not a multiple of 8, the byte after
+ * the last whole operation picks them (bits 0-1 kernel_sync mod 3, bit 2
+ * walk_mode, bit 3 gather_mode, bit 4 tlb_mode); otherwise the defaults, or
+ * fuzz_as_ctx_config (which `ptkit torture` sets at random).
+ *
  * Extension point: a new operation is one enum value before OP_NR, one case
  * in run_op() that calls ptkit and the matching model_<op>() and compares
  * the results, and the range it touched (so the step check covers it).
- * Kernel-half mappings, walkers/pins, collapse, gather modes and clone or
- * truncate plug in there; design modes plug in at ctx creation (fz_begin,
- * from fuzz_as_ctx_config, which `ptkit torture` sets at random).
+ * Clone or truncate plug in there.
  *
  * Built as a libFuzzer target with clang (fuzz_as_fuzzer), and linked with
  * replay.c into a plain program that replays the corpus and every kept
@@ -60,18 +80,45 @@ enum op {
 	OP_MAP_ANON, OP_MAP_SPECIAL, OP_MAP_SPECIAL_1G, OP_UNMAP, OP_PROTECT,
 	OP_DROP, OP_FAULT, OP_WRITE, OP_POPULATE, OP_TRANSLATE, OP_RECREATE,
 	OP_INJECT,
+	OP_SPLIT, OP_COLLAPSE, OP_PIN, OP_UNPIN, OP_KMAP, OP_KUNMAP,
+	OP_ACTIVATE, OP_TLB,
 	/* new operations go here */
 	OP_NR
 };
 static const char *const op_names[OP_NR] = {
 	"map_anon", "map_special", "map_special_1g", "unmap", "protect", "drop",
 	"fault", "write", "populate", "translate", "recreate", "inject",
+	"split", "collapse", "pin", "unpin", "kmap", "kunmap", "activate", "tlb",
+};
+
+/* Kernel half: a 4 MiB window straddling a 1 GiB line of the kernel half of
+ * 4-level spaces (the context default); the kernel model holds offsets from
+ * the kernel start.  5-level spaces have an empty kernel half. */
+#define KLEVELS     4
+#define KWIN_OFF    (GiB - 2 * MiB)
+#define KWIN_PAGES  1024u
+#define MAX_PINS    64
+
+struct pin {
+	uint64_t pfn;
+	uint8_t *host;          /* start of the pinned page */
+	uint32_t tag;           /* contents it must keep */
 };
 
 struct fz {
 	struct ptk_ctx *ctx;
 	struct ptk_as *as[NAS];
 	struct model m[NAS];
+	struct model km;        /* kernel half (offsets from the kernel start) */
+	uint64_t kstart;
+	bool kused;             /* a kernel mapping was ever made */
+	bool ksynced[NAS];      /* lazy: activated since the last new top entry */
+	struct ptk_ctx_config cfg;
+	struct ptk_cpu *cpu;    /* this thread as a CPU, or NULL */
+	bool no_cpu;            /* registering failed */
+	int cur;                /* address space the CPU is switched to, or -1 */
+	struct pin pins[MAX_PINS];
+	unsigned npins;
 	uint32_t next_tag;
 	unsigned inject_kinds;  /* armed for the next operation */
 	long inject_nth;
@@ -142,6 +189,110 @@ static void check_page(struct fz *f, unsigned i, uint64_t va)
 		fz_fail(f, "as%u %#" PRIx64 ": contents %u, model %u", i, va, got, l.tag);
 }
 
+/* The same page through the CPU's software TLB (read, and write when the
+ * model says writable or not): what unmap/protect changed must show. */
+static void check_tlb_page(struct fz *f, unsigned i, uint64_t va)
+{
+	struct ptk_xlate x;
+	struct model_lookup l;
+	model_lookup(&f->m[i], va, &l);
+	int rc = ptk_tlb_translate(f->cpu, va, PTK_ACCESS_READ, &x);
+	if (!l.present) {
+		if (rc != -EFAULT)
+			fz_fail(f, "as%u %#" PRIx64 ": tlb translate %d, model: not present", i, va, rc);
+		return;
+	}
+	if (rc != 0)
+		fz_fail(f, "as%u %#" PRIx64 ": tlb translate %d, model: present", i, va, rc);
+	if (l.kind == PTK_REGION_SPECIAL) {
+		if (x.pfn != l.pfn)
+			fz_fail(f, "as%u %#" PRIx64 ": tlb pfn %#" PRIx64 ", model %#" PRIx64, i, va,
+				x.pfn, l.pfn);
+	} else {
+		uint32_t got;
+		if (!x.host)
+			fz_fail(f, "as%u %#" PRIx64 ": tlb gave no host page", i, va);
+		memcpy(&got, x.host, sizeof(got));
+		if (got != l.tag)
+			fz_fail(f, "as%u %#" PRIx64 ": tlb contents %u, model %u", i, va, got, l.tag);
+	}
+	rc = ptk_tlb_translate(f->cpu, va, PTK_ACCESS_WRITE, &x);
+	if (rc != (l.writable ? 0 : -EACCES))
+		fz_fail(f, "as%u %#" PRIx64 ": tlb write translate %d, model writable %d", i, va,
+			rc, l.writable);
+}
+
+/* Kernel page at offset @off in space @i (directly, and through the TLB
+ * when the CPU runs @i). */
+static void check_kernel_page(struct fz *f, unsigned i, uint64_t off)
+{
+	struct ptk_xlate x;
+	struct model_lookup l;
+	uint64_t va = f->kstart + off;
+	bool shares = ptk_as_levels(f->as[i]) == KLEVELS;
+	model_lookup(&f->km, off, &l);
+	for (int tlb = 0; tlb < 2; tlb++) {
+		if (tlb && (!f->cpu || f->cur != (int)i))
+			break;
+		int rc = tlb ? ptk_tlb_translate(f->cpu, va, PTK_ACCESS_READ, &x) :
+			       ptk_translate(f->as[i], va, &x);
+		if (!shares || !l.present) {
+			if (rc != -EFAULT)
+				fz_fail(f, "as%u kernel %#" PRIx64 ": %stranslate %d, model: not present",
+					i, va, tlb ? "tlb " : "", rc);
+			continue;
+		}
+		if (rc == -EFAULT && !f->ksynced[i])
+			continue;       /* lazy: not activated since the extension */
+		if (rc != 0)
+			fz_fail(f, "as%u kernel %#" PRIx64 ": %stranslate %d, model: present (synced %d)",
+				i, va, tlb ? "tlb " : "", rc, f->ksynced[i]);
+		if (ptk_pte_write(x.pte) != l.writable)
+			fz_fail(f, "as%u kernel %#" PRIx64 ": %swritable %d (special %d pfn %#" PRIx64
+				" level %u), model %d (kind %d)", i, va, tlb ? "tlb " : "", ptk_pte_write(x.pte),
+				ptk_pte_special(x.pte), x.pfn, x.level, l.writable, l.kind);
+		if (l.kind == PTK_REGION_SPECIAL) {
+			if (x.pfn != l.pfn)
+				fz_fail(f, "as%u kernel %#" PRIx64 ": pfn %#" PRIx64 ", model %#" PRIx64,
+					i, va, x.pfn, l.pfn);
+		} else {
+			uint32_t got;
+			if (!x.host)
+				fz_fail(f, "as%u kernel %#" PRIx64 ": anonymous page outside the pool", i, va);
+			memcpy(&got, x.host, sizeof(got));
+			if (got != 0)
+				fz_fail(f, "as%u kernel %#" PRIx64 ": contents %u, not zero", i, va, got);
+		}
+	}
+}
+
+static void check_kernel(struct fz *f, uint64_t off, uint64_t end)
+{
+	if (!f->kused)
+		return;
+	for (unsigned i = 0; i < NAS; i++) {
+		if (!f->as[i])
+			continue;
+		unsigned missing = ptk_as_kernel_missing(f->as[i]);
+		if (f->ksynced[i] && missing)
+			fz_fail(f, "as%u lacks %u kernel top-level entries (synced)", i, missing);
+		for (uint64_t o = off; o < end; o += PTK_PAGE_SIZE)
+			check_kernel_page(f, i, o);
+	}
+}
+
+/* Pinned frames keep their contents whatever happened to the mapping. */
+static void check_pins(struct fz *f)
+{
+	for (unsigned k = 0; k < f->npins; k++) {
+		uint32_t got;
+		memcpy(&got, f->pins[k].host, sizeof(got));
+		if (got != f->pins[k].tag)
+			fz_fail(f, "pin %u (pfn %#" PRIx64 "): contents %u, expected %u", k,
+				f->pins[k].pfn, got, f->pins[k].tag);
+	}
+}
+
 struct region_list { struct ptk_region_info v[256]; unsigned n; };
 
 static int collect(const struct ptk_region_info *r, void *arg)
@@ -165,6 +316,10 @@ static void check_space(struct fz *f, unsigned i, uint64_t start, uint64_t end)
 		end = WIN_END;
 	for (uint64_t va = start; va < end; va += PTK_PAGE_SIZE)
 		check_page(f, i, va);
+	if (f->cpu && f->cur == (int)i)
+		for (uint64_t va = start; va < end; va += PTK_PAGE_SIZE)
+			check_tlb_page(f, i, va);
+	check_pins(f);
 	struct region_list l = { .n = 0 };
 	if (ptk_region_foreach(f->as[i], collect, &l))
 		fz_fail(f, "as%u: more than 256 regions", i);
@@ -196,7 +351,9 @@ static void expect(struct fz *f, const char *what, int got, int want)
 
 /* ---- the context --------------------------------------------------------- */
 
-static void fz_begin(struct fz *f)
+/* @mode: the design byte (trailer of the input) or -1: bits 0-1
+ * kernel_sync (mod 3), bit 2 walk_mode, bit 3 gather_mode, bit 4 tlb_mode. */
+static void fz_begin(struct fz *f, int mode)
 {
 	memset(f, 0, sizeof(*f));
 	f->verbose = getenv("FUZZ_AS_VERBOSE") != NULL;
@@ -207,34 +364,83 @@ static void fz_begin(struct fz *f)
 		cfg = *fuzz_as_ctx_config;
 	else
 		cfg.cache_shards = 2;
+	if (!fuzz_as_ctx_config && mode >= 0) {
+		cfg.kernel_sync = (enum ptk_kernel_sync)((mode & 3) % 3);
+		cfg.walk_mode = (enum ptk_walk_mode)((mode >> 2) & 1);
+		cfg.gather_mode = (enum ptk_gather_mode)((mode >> 3) & 1);
+		cfg.tlb_mode = (enum ptk_tlb_mode)((mode >> 4) & 1);
+	}
 	cfg.pool_bytes = POOL_BYTES;
-	if (ptk_ctx_create(&cfg, &f->ctx))
-		fz_fail(f, "cannot create a context");
+	cfg.levels = KLEVELS;
+	f->cfg = cfg;
+	if (f->verbose)
+		fprintf(stderr, "designs: kernel_sync %d walk %d gather %d tlb %d\n",
+			cfg.kernel_sync, cfg.walk_mode, cfg.gather_mode, cfg.tlb_mode);
+	int rc = ptk_ctx_create(&cfg, &f->ctx);
+	if (rc)
+		fz_fail(f, "cannot create a context: %d", rc);
+	f->kstart = ptk_kernel_start(KLEVELS);
+	model_init(&f->km, KLEVELS);
+	f->cur = -1;    /* the CPU is registered at the first tlb operation */
 	for (unsigned i = 0; i < NAS; i++) {
 		if (ptk_as_create(f->ctx, 0, &f->as[i]))
 			fz_fail(f, "cannot create an address space");
 		model_init(&f->m[i], ptk_as_levels(f->as[i]));
 		set_oracle(f, i);
+		f->ksynced[i] = true;
 	}
+}
+
+static bool ksync_lazy(const struct fz *f)
+{
+	return f->cfg.kernel_sync == PTK_KSYNC_LAZY;
+}
+
+static void unpin_all(struct fz *f)
+{
+	for (unsigned k = 0; k < f->npins; k++)
+		ptk_unpin(f->ctx, &f->pins[k].pfn, 1);
+	f->npins = 0;
 }
 
 static void fz_end(struct fz *f)
 {
-	for (unsigned i = 0; i < NAS; i++) {
+	for (unsigned i = 0; i < NAS; i++)
 		check_space(f, i, WIN_BASE, WIN_END);
-		ptk_as_destroy(f->as[i]);
+	check_kernel(f, KWIN_OFF, KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE);
+	if (f->cpu)
+		ptk_cpu_unregister(f->cpu);
+	f->cpu = NULL;
+	unpin_all(f);
+	for (unsigned i = 0; i < NAS; i++) {
+		if (f->as[i])
+			ptk_as_destroy(f->as[i]);
 		model_free(&f->m[i]);
 	}
+	/* Kernel mappings go too; the tables root slots point to stay until
+	 * the context is destroyed (kernel.h, I1). */
+	if (f->kused)
+		expect(f, "kunmap(all)", ptk_kunmap(f->ctx, f->kstart + KWIN_OFF,
+						    (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE), 0);
+	model_free(&f->km);
 	ptk_ctx_quiesce(f->ctx);
+	struct ptk_kernel_stats ks = { 0 };
+	if (f->kused)
+		ptk_kernel_stats(f->ctx, &ks);
+	if (ks.rss_frames)
+		fz_fail(f, "kernel: %" PRIu64 " anonymous frames after kunmap", ks.rss_frames);
 	struct ptk_pool_stats ps;
 	ptk_pool_stats(f->ctx, &ps);
-	for (unsigned t = 0; t < PTK_FRAME_NR_TYPES; t++)
-		if (ps.in_use[t])
-			fz_fail(f, "frame accounting: %" PRIu64 " frames of type %u still in use",
-				ps.in_use[t], t);
-	if (ps.free != ps.capacity || ps.allocs != ps.frees)
+	for (unsigned t = 0; t < PTK_FRAME_NR_TYPES; t++) {
+		uint64_t want = t == PTK_FRAME_TABLE ? ks.table_pages : 0;
+		if (ps.in_use[t] != want)
+			fz_fail(f, "frame accounting: %" PRIu64 " frames of type %u still in use,"
+				" expected %" PRIu64, ps.in_use[t], t, want);
+	}
+	if (ps.free + ks.table_pages != ps.capacity || ps.allocs != ps.frees + ks.table_pages)
 		fz_fail(f, "frame accounting: %" PRIu64 "/%" PRIu64 " free, %" PRIu64
-			" allocs, %" PRIu64 " frees", ps.free, ps.capacity, ps.allocs, ps.frees);
+			" allocs, %" PRIu64 " frees, %" PRIu64 " kernel tables", ps.free,
+			ps.capacity, ps.allocs, ps.frees, ks.table_pages);
 	ptk_ctx_destroy(f->ctx);
 }
 
@@ -417,8 +623,12 @@ static void run_op(struct fz *f, const uint8_t *b)
 				/* The tag lives at the start of the page (va may be
 				 * unaligned: x.host points at va's byte). */
 				uint32_t tag = f->next_tag++;
-				memcpy((uint8_t *)x.host - (va & (PTK_PAGE_SIZE - 1)), &tag, sizeof(tag));
+				uint8_t *page = (uint8_t *)x.host - (va & (PTK_PAGE_SIZE - 1));
+				memcpy(page, &tag, sizeof(tag));
 				model_set_tag(&f->m[i], va, tag);
+				for (unsigned k = 0; k < f->npins; k++)
+					if (f->pins[k].host == page)
+						f->pins[k].tag = tag;
 			}
 		}
 		DISARM();
@@ -441,6 +651,11 @@ static void run_op(struct fz *f, const uint8_t *b)
 		break;
 	}
 	case OP_RECREATE: {
+		if (f->cpu && f->cur == (int)i) {
+			ptk_cpu_switch(f->cpu, NULL);
+			f->cur = -1;
+		}
+		f->ksynced[i] = !ksync_lazy(f);
 		ptk_as_destroy(f->as[i]);
 		f->as[i] = NULL;
 		model_free(&f->m[i]);
@@ -454,6 +669,267 @@ static void run_op(struct fz *f, const uint8_t *b)
 		}
 		expect(f, "as_create", rc, 0);
 		set_oracle(f, i);
+		break;
+	}
+	case OP_SPLIT: {
+		/* Split the huge leaf at va: translations unchanged but for
+		 * the leaf size (check_space compares everything else). */
+		struct ptk_xlate x0, x1;
+		uint64_t va = a.va + (a.misc & 0xff8);
+		bool huge = ptk_translate(f->as[i], va, &x0) == 0 && x0.level > PTK_LEVEL_PTE;
+		rc = ptk_split(f->as[i], va);
+		DISARM();
+		if (f->verbose)
+			fprintf(stderr, "  split %#" PRIx64 " (huge %d) -> %d\n", va, huge, rc);
+		if (fired && rc == -ENOMEM)
+			break;
+		if (va >= ptk_as_user_end(f->as[i]))
+			expect(f, "split(kernel)", rc, -EINVAL);
+		else
+			expect(f, "split", rc, huge ? 0 : -ENOENT);
+		if (rc == 0 && (ptk_translate(f->as[i], va, &x1) || x1.level != x0.level - 1 ||
+				x1.pfn != x0.pfn))
+			fz_fail(f, "split: level %u pfn %#" PRIx64 " -> level %u pfn %#" PRIx64,
+				x0.level, x0.pfn, x1.level, x1.pfn);
+		check_lo = va, check_hi = va + 1;
+		break;
+	}
+	case OP_COLLAPSE: {
+		/* May refuse (-EBUSY, -ENOENT); when it succeeds the block is
+		 * one 2 MiB leaf and nothing else visible changed. */
+		uint64_t va = (a.misc & 1) ? a.va : a.va & ~(PTK_HUGE_2M - 1);
+		struct ptk_xlate x;
+		bool huge = ptk_translate(f->as[i], va, &x) == 0 && x.level > PTK_LEVEL_PTE;
+		unsigned present = 0;
+		for (uint64_t o = 0; o < PTK_HUGE_2M && va + o >= va; o += PTK_PAGE_SIZE)
+			present += oracle_present(f->as[i], va + o);
+		/* One kind of region over the whole block. */
+		bool one_kind = (va & (PTK_HUGE_2M - 1)) == 0 && va < ptk_as_user_end(f->as[i]);
+		enum ptk_region_kind kind = 0;
+		for (uint64_t o = 0; one_kind && o < PTK_HUGE_2M; o += PTK_PAGE_SIZE) {
+			struct model_lookup l;
+			model_lookup(&f->m[i], va + o, &l);
+			if (!l.kind || (o && l.kind != kind))
+				one_kind = false;
+			kind = l.kind;
+		}
+		rc = ptk_collapse(f->as[i], va);
+		DISARM();
+		if (f->verbose)
+			fprintf(stderr, "  collapse %#" PRIx64 " (one kind %d, huge %d, %u present) -> %d\n",
+				va, one_kind, huge, present, rc);
+		if (!one_kind)
+			expect(f, "collapse", rc, -EINVAL);
+		else if (huge)
+			expect(f, "collapse(huge)", rc, -EEXIST);
+		else if (rc == 0 && present != 512)
+			fz_fail(f, "collapse succeeded with %u pages present", present);
+		else if (rc == -ENOENT && present)
+			fz_fail(f, "collapse: -ENOENT with %u pages present", present);
+		else if (rc != 0 && rc != -EBUSY && rc != -ENOENT)
+			fz_fail(f, "collapse returned %d", rc);
+		if (rc == 0 && (ptk_translate(f->as[i], va, &x) || x.level != PTK_LEVEL_PMD))
+			fz_fail(f, "collapse: no 2 MiB leaf after success");
+		check_lo = va, check_hi = va + PTK_HUGE_2M;
+		break;
+	}
+	case OP_PIN: {
+		/* misc bit 0: ptk_pin_fast (leading pages already mapped
+		 * for the access), else ptk_pin (faults the rest in). */
+		unsigned n = (unsigned)(a.len / PTK_PAGE_SIZE);
+		unsigned access = a.access % 2;
+		if (n > 16)
+			n = 16;
+		if (n > MAX_PINS - f->npins)
+			n = MAX_PINS - f->npins;
+		uint64_t pfns[16];
+		unsigned got;
+		struct model *m = &f->m[i];
+		if (a.misc & 1) {
+			got = ptk_pin_fast(f->as[i], a.va, n, access, pfns);
+			DISARM();
+			unsigned want_n = 0;
+			for (; (a.va & (PTK_PAGE_SIZE - 1)) == 0 && want_n < n; want_n++) {
+				struct model_lookup l;
+				uint64_t va = a.va + (uint64_t)want_n * PTK_PAGE_SIZE;
+				if (va >= m->user_end)
+					break;
+				model_lookup(m, va, &l);
+				if (!l.present || l.kind != PTK_REGION_ANON ||
+				    (access == PTK_ACCESS_WRITE && !l.writable))
+					break;
+			}
+			if (got != want_n)
+				fz_fail(f, "pin_fast pinned %u, model %u", got, want_n);
+		} else {
+			access = (b[6] & 2) ? a.access : access;
+			rc = ptk_pin(f->as[i], a.va, n, access, pfns);
+			DISARM();
+			want = 0;
+			bool bad = (a.va & (PTK_PAGE_SIZE - 1)) || access > PTK_ACCESS_WRITE ||
+				   a.va + (uint64_t)n * PTK_PAGE_SIZE < a.va ||
+				   a.va + (uint64_t)n * PTK_PAGE_SIZE > m->user_end;
+			if (bad)
+				want = -EINVAL;
+			for (unsigned k = 0; !bad && k < n && !want; k++) {
+				uint64_t va = a.va + (uint64_t)k * PTK_PAGE_SIZE;
+				struct model_lookup l;
+				model_lookup(m, va, &l);
+				if (l.kind == PTK_REGION_SPECIAL)
+					want = -EFAULT;
+				else
+					want = model_translate_fault(m, va, access);
+			}
+			if (fired && rc == -ENOMEM) {
+				/* The model faulted in what ptkit did not (it
+				 * stops at the failed page): drop those. */
+				for (unsigned k = 0; !bad && k < n; k++) {
+					uint64_t va = a.va + (uint64_t)k * PTK_PAGE_SIZE;
+					struct model_lookup l;
+					model_lookup(m, va, &l);
+					if (l.present && l.kind == PTK_REGION_ANON &&
+					    !oracle_present(f->as[i], va))
+						model_drop(m, va, PTK_PAGE_SIZE);
+				}
+				got = 0;
+			} else {
+				expect(f, "pin", rc, want);
+				got = rc ? 0 : n;
+			}
+		}
+		if (f->verbose)
+			fprintf(stderr, "  pinned %u of %u (%u pins)\n", got, n, f->npins + got);
+		for (unsigned k = 0; k < got; k++) {
+			uint8_t *host = ptk_pfn_host(f->ctx, pfns[k]);
+			struct model_lookup l;
+			model_lookup(m, a.va + (uint64_t)k * PTK_PAGE_SIZE, &l);
+			if (!host)
+				fz_fail(f, "pinned pfn %#" PRIx64 " outside the pool", pfns[k]);
+			f->pins[f->npins++] = (struct pin){ pfns[k], host, l.tag };
+		}
+		break;
+	}
+	case OP_UNPIN:
+		DISARM();
+		if (!f->npins)
+			break;
+		if (a.misc & 1) {
+			unpin_all(f);
+		} else {
+			unsigned k = a.misc % f->npins;
+			ptk_unpin(f->ctx, &f->pins[k].pfn, 1);
+			f->pins[k] = f->pins[--f->npins];
+		}
+		break;
+	case OP_KMAP: {
+		/* Exactly at a page of the kernel window (NOREPLACE). */
+		uint64_t off = KWIN_OFF + (a.va - WIN_BASE) % ((uint64_t)KWIN_PAGES * PTK_PAGE_SIZE);
+		uint64_t len = a.len;
+		if (len > KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE - off)
+			len = KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE - off;
+		bool anon = a.misc & 1;
+		unsigned flags = PTK_MAP_NOREPLACE | (anon ? 0 : (a.flags & PTK_MAP_HUGE));
+		uint64_t va = f->kstart + off, gen0 = 0, pfn = a.pfn & ~(uint64_t)(b[6] & 1 ? 511 : 0);
+		struct ptk_kernel_stats ks;
+		if (f->kused) {
+			ptk_kernel_stats(f->ctx, &ks);
+			gen0 = ks.generation;
+		}
+		rc = anon ? ptk_kmap_anon(f->ctx, &va, len, a.prot, flags) :
+			    ptk_kmap_special(f->ctx, &va, len, pfn, a.prot, flags);
+		DISARM();
+		f->kused = true;
+		/* Even a failed kmap may add top-level entries (they stay,
+		 * kernel.h I1): lazy spaces lack them until activated. */
+		ptk_kernel_stats(f->ctx, &ks);
+		if (ks.generation != gen0 && ksync_lazy(f))
+			for (unsigned k = 0; k < NAS; k++)
+				f->ksynced[k] = false;
+		if (fired && rc == -ENOMEM)
+			break;  /* nothing mapped */
+		uint64_t moff = off;
+		want = model_map(&f->km, &moff, len, a.prot, flags,
+				 anon ? PTK_REGION_ANON : PTK_REGION_SPECIAL, pfn);
+		if (anon && want == 0) {
+			/* Installed (zeroed) at map time whatever the prot. */
+			model_protect(&f->km, off, len, PTK_PROT_READ);
+			model_populate(&f->km, off, len, PTK_ACCESS_READ);
+			model_protect(&f->km, off, len, a.prot);
+		}
+		if (f->verbose)
+			fprintf(stderr, "  kmap off %#" PRIx64 " len %#" PRIx64 " flags %#x pfn %#" PRIx64
+				" -> %d\n", off, len, flags, pfn, rc);
+		expect(f, anon ? "kmap_anon" : "kmap_special", rc, want);
+		check_kernel(f, off, off + len);
+		check_lo = check_hi = WIN_BASE;
+		break;
+	}
+	case OP_KUNMAP: {
+		ptk_ctx_inject_failure(f->ctx, 0, 0);   /* teardown: never armed */
+		DISARM();
+		uint64_t off = KWIN_OFF + (a.va - WIN_BASE) % ((uint64_t)KWIN_PAGES * PTK_PAGE_SIZE);
+		uint64_t len = a.len;
+		if (len > KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE - off)
+			len = KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE - off;
+		rc = ptk_kunmap(f->ctx, f->kstart + off, len);
+		if (f->verbose)
+			fprintf(stderr, "  kunmap off %#" PRIx64 " len %#" PRIx64 " -> %d\n", off, len, rc);
+		expect(f, "kunmap", rc, model_unmap(&f->km, off, len));
+		f->kused = true;
+		check_kernel(f, off, off + len);
+		check_lo = check_hi = WIN_BASE;
+		break;
+	}
+	case OP_ACTIVATE: {
+		/* misc bit 0: a kernel fault in the window instead. */
+		DISARM();
+		if (a.misc & 1) {
+			uint64_t off = KWIN_OFF + (a.va - WIN_BASE) % ((uint64_t)KWIN_PAGES * PTK_PAGE_SIZE);
+			struct model_lookup l;
+			model_lookup(&f->km, off, &l);
+			rc = ptk_fault(f->as[i], f->kstart + off, PTK_ACCESS_READ);
+			bool shares = ptk_as_levels(f->as[i]) == KLEVELS;
+			expect(f, "fault(kernel)", rc, shares && l.present ? 0 : -EFAULT);
+			/* The missing top entries are those of this slot only:
+			 * the window lies inside one 512 GiB slot. */
+			if (rc == 0)
+				f->ksynced[i] = true;
+		} else if (a.misc & 2) {
+			/* Explicit sync: every registered root complete
+			 * (eager, legacy); nothing in the lazy design. */
+			ptk_kernel_sync(f->ctx);
+		} else {
+			ptk_as_activate(f->as[i]);
+			f->ksynced[i] = true;
+		}
+		check_kernel(f, KWIN_OFF, KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE);
+		check_lo = check_hi = WIN_BASE;
+		break;
+	}
+	case OP_TLB: {
+		/* Switch the CPU to space i (if not there, or misc bit 0) and
+		 * translate through its TLB; the CPU stays there, so later
+		 * unmaps and protects must reach its entries. */
+		DISARM();
+		/* Registered on first use: unregistering waits a grace
+		 * period, which inputs without TLB operations need not pay.
+		 * A thread that is a CPU elsewhere gets no TLB checks. */
+		if (!f->cpu && !f->no_cpu && ptk_cpu_register(f->ctx, &f->cpu)) {
+			f->cpu = NULL;
+			f->no_cpu = true;
+		}
+		if (!f->cpu)
+			break;
+		if (f->cur != (int)i || (a.misc & 1)) {
+			ptk_cpu_switch(f->cpu, f->as[i]);
+			f->cur = (int)i;
+			f->ksynced[i] = true;   /* the switch activates */
+		}
+		for (uint64_t k = 0; k < a.len && k < 16 * PTK_PAGE_SIZE; k += PTK_PAGE_SIZE)
+			if (a.va + k < WIN_END)
+				check_tlb_page(f, i, (a.va + k) & ~(PTK_PAGE_SIZE - 1));
+		if (a.misc & 2)
+			ptk_cpu_quiesce(f->cpu);
 		break;
 	}
 	case OP_INJECT:
@@ -488,7 +964,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fclose(fp);
 		}
 	}
-	fz_begin(&f);
+	/* A trailer (size not a multiple of 8) picks the designs. */
+	fz_begin(&f, size % 8 ? data[size - size % 8] : -1);
 	for (size_t off = 0; off + 8 <= size && f.step < MAX_OPS; off += 8, f.step++)
 		run_op(&f, data + off);
 	fz_end(&f);

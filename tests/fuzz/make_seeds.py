@@ -5,7 +5,11 @@ Each operation is 8 bytes (layout in fuzz_as.c).  The seeds walk through
 every operation at least once, on colliding ranges: huge anonymous blocks
 split by protect/unmap/drop, special mappings with 2 MiB and 1 GiB leaves cut
 inside the window, recreated 5-level spaces, and injected failures before
-populate, unmap, protect, drop and special maps.  Run from anywhere:
+populate, unmap, protect, drop and special maps; explicit split and
+collapse, pins kept across unmap and drop, kernel mappings with activation
+and kernel faults, and software-TLB translation, the last under every
+design (a trailing byte after the last whole operation picks kernel_sync,
+walk_mode, gather_mode and tlb_mode).  Run from anywhere:
     python3 tests/fuzz/make_seeds.py
 """
 import os
@@ -13,7 +17,8 @@ import random
 import struct
 
 (MAP_ANON, MAP_SPECIAL, MAP_1G, UNMAP, PROTECT, DROP, FAULT, WRITE, POPULATE,
- TRANSLATE, RECREATE, INJECT) = range(12)
+ TRANSLATE, RECREATE, INJECT, SPLIT, COLLAPSE, PIN, UNPIN, KMAP, KUNMAP,
+ ACTIVATE, TLB) = range(20)
 FIXED, NOREPLACE, HUGE, POPULATE_F = 1, 2, 4, 8
 R, W = 1, 2
 
@@ -101,6 +106,101 @@ seeds = {
                  for c in (MAP_ANON, MAP_SPECIAL, UNMAP, PROTECT, DROP, FAULT,
                            POPULATE, TRANSLATE) for k in range(7)],
 }
+
+
+
+def design(ksync=0, ipi=0, gather_legacy=0, tlb_lazy=0):
+    return bytes([ksync | ipi << 2 | gather_legacy << 3 | tlb_lazy << 4])
+
+
+seeds['split-collapse'] = [
+    op(MAP_ANON, 0, 1024, huge(2), R | W, FIXED | HUGE, True),
+    op(POPULATE, 0, 1024, huge(1), flags=1, aligned=True),
+    op(WRITE, 0, 1030, pages(4)),
+    op(SPLIT, 0, 1030),
+    op(WRITE, 0, 1040, pages(2)),
+    op(COLLAPSE, 0, 1024, aligned=True),          # one huge frame: collapses
+    op(SPLIT, 0, 1024, aligned=True),
+    op(PROTECT, 0, 1100, pages(2), R),
+    op(COLLAPSE, 0, 1024, aligned=True),          # mixed protection: -EBUSY
+    op(PROTECT, 0, 1100, pages(2), R | W),
+    op(COLLAPSE, 0, 1030, misc=1),                # unaligned: -EINVAL
+    op(COLLAPSE, 0, 1536, aligned=True),          # no table: -ENOENT
+    op(DROP, 0, 1050, pages(3)),
+    op(COLLAPSE, 0, 1024, aligned=True),          # a hole: -EBUSY
+    op(MAP_SPECIAL, 1, 512, huge(2), R | W, FIXED | HUGE, True, misc=2),
+    op(SPLIT, 1, 520),
+    op(COLLAPSE, 1, 512, aligned=True),           # contiguous frames: collapses
+    op(MAP_1G, 2, 0, 0, R | W, misc=0),
+    op(SPLIT, 2, 2048, aligned=True),             # 1 GiB -> 2 MiB
+    op(SPLIT, 2, 2100),                           # 2 MiB -> 4 KiB
+    op(COLLAPSE, 2, 2048, aligned=True),
+    op(SPLIT, 0, 3000),                           # nothing: -ENOENT
+]
+seeds['pin'] = [
+    op(MAP_ANON, 0, 100, pages(16), R | W, FIXED),
+    op(WRITE, 0, 100, pages(8)),
+    op(PIN, 0, 100, pages(8), flags=1, misc=1),   # fast, write
+    op(PIN, 0, 104, pages(12), flags=0, misc=0),  # full: faults the rest in
+    op(UNMAP, 0, 100, pages(4)),
+    op(DROP, 0, 104, pages(4)),
+    op(WRITE, 0, 104, pages(4)),
+    op(UNPIN, misc=0),
+    op(MAP_ANON, 1, 1024, huge(1), R | W, FIXED | HUGE | POPULATE_F, True),
+    op(WRITE, 1, 1030, pages(2)),
+    op(PIN, 1, 1030, pages(4), misc=1),
+    op(UNMAP, 1, 1024, huge(1), aligned=True),
+    op(MAP_SPECIAL, 2, 600, pages(4), R | W, FIXED, misc=4),
+    op(PIN, 2, 600, pages(2), misc=0),            # special: -EFAULT
+    op(PROTECT, 0, 110, pages(4), R),
+    op(PIN, 0, 110, pages(4), flags=1, misc=0),   # write on read-only: -EACCES
+    op(UNPIN, misc=1),
+]
+kernel_ops = [
+    op(KMAP, 0, 0, pages(8), R | W, misc=2),                      # special
+    op(KMAP, 0, 100, pages(16), R, misc=1),                       # anon
+    op(KMAP, 0, 512, huge(1), R | W, HUGE, True, misc=4),         # 2 MiB leaf at 1 GiB
+    op(ACTIVATE, 0, misc=2),                                      # ptk_kernel_sync
+    op(ACTIVATE, 1, misc=0),
+    op(ACTIVATE, 2, 104, misc=1),                                 # kernel fault
+    op(TLB, 0, 0, pages(4), misc=1),
+    op(KMAP, 1, 4, pages(2), R, misc=3),                          # -EEXIST
+    op(KUNMAP, 0, 2, pages(4)),
+    op(KUNMAP, 0, 520, pages(2)),                                 # splits the 2 MiB leaf
+    op(TLB, 0, 0, pages(8)),
+    op(RECREATE, 1, misc=1),                                      # 5 levels: no kernel half
+    op(ACTIVATE, 1, 104, misc=1),
+    op(RECREATE, 2, misc=0),
+    op(KMAP, 0, 200, pages(4), R | W, misc=5),
+    op(TLB, 2, 200, pages(4), misc=3),
+    op(KUNMAP, 0, 0, WHOLE),
+]
+tlb_ops = [
+    op(MAP_ANON, 0, 100, pages(16), R | W, FIXED),
+    op(WRITE, 0, 100, pages(8)),
+    op(TLB, 0, 100, pages(16), misc=1),
+    op(PROTECT, 0, 102, pages(2), R),
+    op(TLB, 0, 100, pages(8)),
+    op(UNMAP, 0, 104, pages(2)),
+    op(DROP, 0, 106, pages(2)),
+    op(TLB, 0, 100, pages(16)),
+    op(MAP_ANON, 0, 1024, huge(1), R | W, FIXED | HUGE | POPULATE_F, True),
+    op(TLB, 0, 1024, pages(16)),
+    op(SPLIT, 0, 1024, aligned=True),
+    op(UNMAP, 0, 1026, pages(1)),
+    op(TLB, 0, 1024, pages(4), misc=2),
+    op(TLB, 1, 0, pages(1)),
+    op(RECREATE, 0),
+    op(TLB, 0, 100, pages(4)),
+]
+designs = {'default': design(), 'lazy-ksync': design(1), 'legacy-ksync': design(2),
+           'old': design(2, 1, 1, 1), 'tlb-lazy': design(1, 0, 0, 1),
+           'ipi-gather-legacy': design(0, 1, 1, 0)}
+for name, d in designs.items():
+    seeds['kernel-' + name] = kernel_ops + [d]
+    seeds['tlb-' + name] = tlb_ops + [d]
+seeds['split-collapse-old'] = seeds['split-collapse'] + [design(2, 1, 1, 1)]
+seeds['pin-old'] = seeds['pin'] + [design(1, 1, 1, 1)]
 
 here = os.path.dirname(os.path.abspath(__file__))
 out = os.path.join(here, 'corpus')
