@@ -59,6 +59,29 @@ static void mbox_unlock(struct ptk_cpu *cpu)
 	atomic_flag_clear_explicit(&cpu->mbox_lock, memory_order_release);
 }
 
+/* Post an invalidation request (the whole TLB if @all, else [s, e), merged
+ * with what is already pending) in @cpu's mailbox.  Returns the request
+ * number whose acknowledgement (cpu->ack >= it) means it was served. */
+static uint64_t mbox_post(struct ptk_cpu *cpu, bool all, uint64_t s, uint64_t e)
+{
+	mbox_lock(cpu);
+	if (all) {
+		cpu->mbox_all = true;
+	} else {
+		if (s < cpu->mbox_start)
+			cpu->mbox_start = s;
+		if (e > cpu->mbox_end)
+			cpu->mbox_end = e;
+	}
+	/* Release: the mailbox before the request number; pairs with the
+	 * acquire load of *cpu->check (== &cpu->req in sync mode) on the
+	 * target's translate fast path (tlb.h).  The mailbox itself is read
+	 * under mbox_lock in cpu_service(). */
+	uint64_t r = atomic_fetch_add_explicit(&cpu->req, 1, memory_order_release) + 1;
+	mbox_unlock(cpu);
+	return r;
+}
+
 /* Answer what is pending: sync, take the mailbox and invalidate it; lazy,
  * flush everything if the generation moved.  Then publish (release: the
  * CPU's uses of older translations happen before the shooter frees). */
@@ -492,18 +515,7 @@ static bool kernel_flush(struct ptk_ctx *ctx, bool all, uint64_t s, uint64_t e)
 			}
 			continue;
 		}
-		mbox_lock(c);
-		if (all) {
-			c->mbox_all = true;
-		} else {
-			if (s < c->mbox_start)
-				c->mbox_start = s;
-			if (e > c->mbox_end)
-				c->mbox_end = e;
-		}
-		/* Release: the mailbox before the request number. */
-		uint64_t r = atomic_fetch_add_explicit(&c->req, 1, memory_order_release) + 1;
-		mbox_unlock(c);
+		uint64_t r = mbox_post(c, all, s, e);
 		for (unsigned spins = 0; atomic_load_explicit(&c->ack, memory_order_acquire) < r;
 		     spins++) {
 			if (atomic_load_explicit(&c->state, memory_order_relaxed) == PTK_CPU_IDLE &&
@@ -583,20 +595,7 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 			if (lazy) {
 				seqs[n] = gen;
 			} else {
-				mbox_lock(c);
-				if (all) {
-					c->mbox_all = true;
-				} else {
-					if (s < c->mbox_start)
-						c->mbox_start = s;
-					if (e > c->mbox_end)
-						c->mbox_end = e;
-				}
-				/* Release: the mailbox before the request number. */
-				uint64_t r = atomic_fetch_add_explicit(&c->req, 1,
-						memory_order_release) + 1;
-				mbox_unlock(c);
-				seqs[n] = r;
+				seqs[n] = mbox_post(c, all, s, e);
 			}
 			targets[n++] = c;
 		}
