@@ -227,11 +227,22 @@ struct ptk_region {
 	unsigned prot, flags;
 	enum ptk_region_kind kind;
 	uint64_t pfn;               /* special: frame number of start */
+	/* Reverse-map links (rmap.c): anonymous regions (and private object
+	 * mappings, for their copied pages) are linked into an anonymous
+	 * family; object regions into their object's tree.  Each link holds a
+	 * reference on its reverse map.  NULL where nothing is linked (the
+	 * kernel half, special mappings). */
+	struct ptk_mapping *anon_link;
+	struct ptk_mapping *obj_link;
+	struct ptk_object *obj;     /* object regions: the object */
+	uint64_t pgoff;             /* object regions: object page at start */
 };
 
 struct ptk_region_set {
 	struct ptk_region *v;       /* sorted by start, non-overlapping */
 	size_t n, cap;
+	struct ptk_mapping *spare;  /* link nodes reserved for splits */
+	size_t nspare;
 };
 
 struct ptk_as {
@@ -274,6 +285,81 @@ static inline struct ptk_as_shard *ptk_as_my_shard(struct ptk_as *as)
 	atomic_fetch_add_explicit(&ptk_as_my_shard(as)->field, (int64_t)(n), \
 				  memory_order_relaxed)
 
+/* ---- reverse maps (rmap.c; protocol in ptkit/rmap.h) -------------------- */
+
+/* The rmap lock: a reader/writer lock that sleeps (rwsem analog), or in the
+ * old design (PTK_RMAP_SPIN) a spinlock with no shared mode. */
+struct ptk_rmap_rwlock {
+	bool spin;
+	pthread_rwlock_t rw;
+	pthread_spinlock_t sl;
+};
+void ptk_rmap_lock_init(struct ptk_rmap_rwlock *l, bool spin);
+void ptk_rmap_lock_destroy(struct ptk_rmap_rwlock *l);
+void ptk_rmap_read_lock(struct ptk_rmap_rwlock *l);
+void ptk_rmap_write_lock(struct ptk_rmap_rwlock *l);
+void ptk_rmap_unlock(struct ptk_rmap_rwlock *l);
+
+/* A reverse map: every mapping of an object (i_mmap analog) or of an
+ * anonymous family (anon_vma analog: a region and all its clones), in an
+ * interval tree by page index. */
+struct ptk_rmap {
+	struct ptk_rmap_rwlock lock;
+	struct ptk_mapping *tree;    /* lock */
+	size_t nr;                   /* mappings in the tree, lock */
+	_Atomic long refs;           /* links + owner; 0: dead */
+	bool anon;
+	struct ptk_ctx *ctx;
+	void (*release)(struct ptk_rmap *);   /* last reference gone */
+	struct rcu_head rcu;         /* freed after a grace period */
+};
+
+/* One region's link in a reverse map: page indexes [first, last] mapped at
+ * va onwards in as.  Tree fields under the rmap lock; as, va, first, last
+ * change only under the rmap lock for writing and the region lock of as. */
+struct ptk_mapping {
+	struct ptk_mapping *left, *right;
+	uint64_t first, last, max_last;
+	uint32_t prio;
+	struct ptk_as *as;
+	uint64_t va;                 /* address of page index first */
+	struct ptk_rmap *rmap;
+	struct ptk_mapping *next;    /* chain of links detached by a removal */
+};
+
+/* @rm with one reference (the caller's). */
+void ptk_rmap_init(struct ptk_rmap *rm, struct ptk_ctx *ctx, bool anon,
+		   void (*release)(struct ptk_rmap *));
+/* A new anonymous family with one reference, or NULL. */
+struct ptk_rmap *ptk_rmap_anon_create(struct ptk_ctx *ctx);
+void ptk_rmap_get(struct ptk_rmap *rm);
+/* Reference unless already dead; inside a read-side section. */
+bool ptk_rmap_try_get(struct ptk_rmap *rm);
+void ptk_rmap_put(struct ptk_rmap *rm);
+/* Link [va, va + npages pages) of @as as indexes first... into @rm (takes
+ * a reference on @rm; the rmap lock for writing).  -ENOMEM. */
+int ptk_rmap_link(struct ptk_rmap *rm, struct ptk_as *as, uint64_t va,
+		  uint64_t first, uint64_t npages, struct ptk_mapping **out);
+/* Unlink and free @m, dropping its reference (NULL: nothing). */
+void ptk_rmap_unlink(struct ptk_mapping *m);
+/* Unlink every link of a chain (m->next). */
+void ptk_rmap_unlink_chain(struct ptk_mapping *chain);
+/* A zeroed link node (free() it if unused), or NULL. */
+struct ptk_mapping *ptk_mapping_alloc(void);
+/* Split @m at @va: @m keeps the part below, @hi (from ptk_mapping_alloc)
+ * becomes the rest, in the same tree, with its own reference. */
+void ptk_rmap_split(struct ptk_mapping *m, uint64_t va, struct ptk_mapping *hi);
+/* Call @fn for every mapping overlapping indexes [first, last] until it
+ * returns non-zero (returned).  Caller holds @rm's lock (read or write). */
+int ptk_rmap_walk(struct ptk_rmap *rm, uint64_t first, uint64_t last,
+		  int (*fn)(struct ptk_mapping *, void *), void *arg);
+/* Set a data frame's reverse map before it is first mapped. */
+void ptk_frame_set_owner(struct ptk_frame *f, struct ptk_rmap *rm, uint64_t index);
+/* The reverse map of @f (small or huge, any part) with a reference taken,
+ * and @f's page index in it; NULL if none or dead.  Not inside a section. */
+struct ptk_rmap *ptk_frame_owner_get(struct ptk_ctx *ctx, struct ptk_frame *f,
+				     uint64_t *index);
+
 /* ---- region set (region.c); caller holds the region lock --------------- */
 
 /* Region containing @va, or NULL.  Read or write lock. */
@@ -285,17 +371,25 @@ bool ptk_region_covered(struct ptk_region_set *rs, uint64_t start, uint64_t end)
 /* Whether any region (incl. placeholders) overlaps [start, end). */
 bool ptk_region_overlaps(struct ptk_region_set *rs, uint64_t start, uint64_t end,
 			 bool zapping_only);
-/* Make sure no region straddles @va (split it).  Write lock.  -ENOMEM. */
+/* Make sure no region straddles @va (split it, and its reverse-map links).
+ * Write lock.  -ENOMEM (nothing changed); cannot fail after
+ * ptk_region_reserve() made room for it. */
 int ptk_region_split_at(struct ptk_region_set *rs, uint64_t va);
-/* Remove every region inside [start, end) (boundaries already split). */
-void ptk_region_remove(struct ptk_region_set *rs, uint64_t start, uint64_t end);
+/* Remove every region inside [start, end) (boundaries already split).
+ * Their reverse-map links are pushed on *@detached (NULL: unlinked now);
+ * the caller unlinks the chain after zapping the range, so a reverse-map
+ * walk (truncate, unmap of a frame) reaches the pages until they are gone. */
+void ptk_region_remove(struct ptk_region_set *rs, uint64_t start, uint64_t end,
+		       struct ptk_mapping **detached);
 /* Insert @r, which overlaps nothing.  Write lock.  -ENOMEM. */
 int ptk_region_insert(struct ptk_region_set *rs, const struct ptk_region *r);
-/* Reserve room for @extra more regions (so later steps cannot fail). */
+/* Reserve room for @extra more regions and link nodes for @extra splits
+ * (so later steps cannot fail). */
 int ptk_region_reserve(struct ptk_region_set *rs, size_t extra);
 /* Find a free gap of @len aligned to @align at or above @hint below @limit. */
 int ptk_region_find_gap(struct ptk_region_set *rs, uint64_t hint, uint64_t len,
 			uint64_t align, uint64_t limit, uint64_t *out);
+/* Free the set; every region's links are unlinked (after the zap). */
 void ptk_region_set_free(struct ptk_region_set *rs);
 
 /* ---- tables (table.c) ---------------------------------------------------- */

@@ -62,7 +62,9 @@ struct ptk_as;
 #define PTK_MAP_NOREPLACE (1u << 1) /* place exactly at va, -EEXIST if in use */
 #define PTK_MAP_HUGE     (1u << 2)  /* use huge leaves where aligned */
 #define PTK_MAP_POPULATE (1u << 3)  /* fault the whole range in at map time */
-#define PTK_MAP_MASK     0xfu
+#define PTK_MAP_SHARED   (1u << 4)  /* objects: writes go to the object's pages */
+#define PTK_MAP_PRIVATE  (1u << 5)  /* objects: writes copy the page */
+#define PTK_MAP_MASK     0x3fu
 
 /* Fault access types. */
 #define PTK_ACCESS_READ  0u
@@ -73,6 +75,7 @@ enum ptk_region_kind {
 	PTK_REGION_ANON = 1,     /* private anonymous, demand zero */
 	PTK_REGION_SPECIAL,      /* caller-given frame numbers, no refcount */
 	PTK_REGION_ZAPPING,      /* placeholder while an unmap tears down */
+	PTK_REGION_OBJECT,       /* an object, shared or private (object.h) */
 };
 
 struct ptk_as_stats {
@@ -101,6 +104,14 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out);
  * other thread calls into @as any more (lockless walkers already inside a
  * read-side section may finish: tables outlive them). */
 void ptk_as_destroy(struct ptk_as *as);
+
+/* Clone @parent (fork semantics): a new address space with the same
+ * regions; private anonymous memory (and pages a private object mapping
+ * copied) shared copy-on-write (write-protected in both, the parent's
+ * TLBs invalidated), shared object mappings shared, special mappings
+ * copied.  0 and *child; -EINVAL; -ENOMEM (nothing changed then).  Takes
+ * the parent's region lock for writing. */
+int ptk_as_clone(struct ptk_as *parent, struct ptk_as **child);
 
 /* Call when a thread starts using @as (switches to it: the switch_mm
  * analog; ptk_cpu_switch() calls it, by that CPU's thread, outside any

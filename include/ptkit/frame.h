@@ -48,6 +48,7 @@ extern "C" {
 #endif
 
 struct ptk_ctx;
+struct ptk_rmap;
 
 enum ptk_frame_type {
 	PTK_FRAME_FREE = 0,
@@ -73,6 +74,14 @@ struct ptk_frame {
 	};
 	struct ptk_ctx *ctx;         /* owning context (set once) */
 	struct ptk_lock ptl;         /* tables: the split page-table lock */
+	/* Data frames (a huge frame: its head): the reverse map that finds
+	 * every mapping of it (an object's, or an anonymous family's; NULL
+	 * for frames nothing reverse-maps) and its page index there (object
+	 * page offset, or virtual page number for anonymous memory).  Set
+	 * before the frame is first mapped, cleared when it is freed; see
+	 * ptkit/rmap.h. */
+	struct ptk_rmap *_Atomic owner;
+	_Atomic uint64_t index;
 };
 
 /* ---- pool management (ctx.c calls these) ------------------------------- */

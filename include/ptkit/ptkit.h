@@ -12,6 +12,8 @@
  *   gather.h  batched, preemptible teardown (mmu_gather)
  *   kernel.h  the shared kernel half and keeping roots in sync with it
  *   tlb.h     software TLBs, shootdowns, secondary-cache notifiers
+ *   object.h  shared memory objects (page cache, truncate)
+ *   rmap.h    reverse maps, take-all-locks
  */
 #ifndef PTKIT_PTKIT_H
 #define PTKIT_PTKIT_H
@@ -27,5 +29,7 @@
 #include "ptkit/gather.h"
 #include "ptkit/kernel.h"
 #include "ptkit/tlb.h"
+#include "ptkit/object.h"
+#include "ptkit/rmap.h"
 
 #endif /* PTKIT_PTKIT_H */

@@ -221,6 +221,7 @@ void ptk_frame_free(struct ptk_ctx *ctx, struct ptk_frame *f)
 	PTK_BUG_ON(type == PTK_FRAME_FREE, "double free");
 	PTK_BUG_ON(type == PTK_FRAME_HUGE_TAIL, "freeing a huge tail");
 	poison(ctx, f, type);
+	atomic_store_explicit(&f->owner, NULL, memory_order_relaxed);
 	struct ptk_shard *sh = ptk_ctx_shard(ctx);
 	if (type == PTK_FRAME_HUGE) {
 		uint64_t c = ptk_frame_pfn_fast(ctx, f) / PTK_CHUNK_FRAMES;

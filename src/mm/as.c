@@ -180,6 +180,13 @@ static void wait_for_zap(struct ptk_as *as)
 	ptk_as_write_lock(as);
 }
 
+/* Split the region at @va after ptk_region_reserve(): cannot fail. */
+static void split_reserved(struct ptk_as *as, uint64_t va)
+{
+	int rc = ptk_region_split_at(&as->regions, va);
+	PTK_BUG_ON(rc != 0, "region split failed after reserve");
+}
+
 /* Tear down [start, end) under the write lock (used where the region set
  * change must be atomic with it: a failed map, a fixed map's replacement). */
 static void zap_locked(struct ptk_as *as, uint64_t start, uint64_t end)
@@ -194,10 +201,26 @@ static void zap_locked(struct ptk_as *as, uint64_t start, uint64_t end)
 
 /* ---- map ---------------------------------------------------------------- */
 
+/* A new anonymous region starts its own family (the anon_vma analog; its
+ * clones join it): link @r into a new one.  Region lock held for writing.
+ * -ENOMEM. */
+static int link_anon(struct ptk_as *as, struct ptk_region *r)
+{
+	struct ptk_rmap *fam = ptk_rmap_anon_create(as->ctx);
+	if (!fam)
+		return -ENOMEM;
+	int rc = ptk_rmap_link(fam, as, r->start, r->start >> PTK_PAGE_SHIFT,
+			       (r->end - r->start) >> PTK_PAGE_SHIFT, &r->anon_link);
+	ptk_rmap_put(fam);     /* the link holds it now (or it dies) */
+	return rc;
+}
+
 static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned prot,
 		      unsigned flags, enum ptk_region_kind kind, uint64_t pfn)
 {
 	if (!as || !va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
+		return -EINVAL;
+	if (kind != PTK_REGION_OBJECT && (flags & (PTK_MAP_SHARED | PTK_MAP_PRIVATE)))
 		return -EINVAL;
 	PTK_CHECK_AS(as);
 	ptk_cpu_quiesce_self();
@@ -240,24 +263,31 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 		if (rc)
 			goto out;
 	}
-	/* Everything that can fail comes before anything is changed. */
+	/* Everything that can fail comes before anything is changed (region
+	 * splits change no behaviour). */
+	struct ptk_region r = { .start = at, .end = at + len, .prot = prot,
+				.flags = flags & PTK_MAP_HUGE, .kind = kind, .pfn = pfn };
 	rc = ptk_region_reserve(&as->regions, 3);
+	if (!rc && kind == PTK_REGION_ANON)
+		rc = link_anon(as, &r);
 	if (rc)
 		goto out;
 	if (fixed && ptk_region_overlaps(&as->regions, at, at + len, false)) {
 		rc = ptk_split_boundary(as, at);
 		if (!rc)
 			rc = ptk_split_boundary(as, at + len);
-		if (rc)
+		if (rc) {
+			ptk_rmap_unlink(r.anon_link);
 			goto out;
+		}
 		/* Replace what was there (MAP_FIXED semantics). */
-		ptk_region_split_at(&as->regions, at);
-		ptk_region_split_at(&as->regions, at + len);
-		ptk_region_remove(&as->regions, at, at + len);
+		split_reserved(as, at);
+		split_reserved(as, at + len);
+		struct ptk_mapping *old = NULL;
+		ptk_region_remove(&as->regions, at, at + len, &old);
 		zap_locked(as, at, at + len);
+		ptk_rmap_unlink_chain(old);
 	}
-	struct ptk_region r = { .start = at, .end = at + len, .prot = prot,
-				.flags = flags & PTK_MAP_HUGE, .kind = kind, .pfn = pfn };
 	if (kind == PTK_REGION_SPECIAL) {
 		rc = ptk_install_special(as, at, at + len, pfn, ptk_prot_leaf_flags(prot),
 					 flags & PTK_MAP_HUGE);
@@ -323,13 +353,17 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 		ptk_as_write_unlock(as);
 		return rc;
 	}
-	ptk_region_split_at(&as->regions, va);
-	ptk_region_split_at(&as->regions, end);
-	ptk_region_remove(&as->regions, va, end);
+	split_reserved(as, va);
+	split_reserved(as, end);
+	/* The reverse-map links go after the zap: until then truncate and
+	 * ptk_rmap_unmap_frame() still find the pages. */
+	struct ptk_mapping *links = NULL;
+	ptk_region_remove(&as->regions, va, end, &links);
 	if (as->ctx->cfg.gather_mode == PTK_GATHER_LEGACY) {
 		/* The old design: the region lock (write) over the whole
 		 * teardown, through the per-CPU gather. */
 		zap_locked(as, va, end);
+		ptk_rmap_unlink_chain(links);
 		ptk_as_write_unlock(as);
 		return 0;
 	}
@@ -345,9 +379,10 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len)
 	ptk_zap_range(as, &g, va, end);
 	ptk_gather_finish(&g);
 	ptk_notify_end(as, va, end);
+	ptk_rmap_unlink_chain(links);
 
 	ptk_as_write_lock(as);
-	ptk_region_remove(&as->regions, va, end);
+	ptk_region_remove(&as->regions, va, end, NULL);
 	ptk_as_write_unlock(as);
 	return 0;
 }
@@ -375,8 +410,8 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
 		rc = ptk_split_boundary(as, end);
 	if (rc)
 		goto out;
-	ptk_region_split_at(&as->regions, va);
-	ptk_region_split_at(&as->regions, end);
+	split_reserved(as, va);
+	split_reserved(as, end);
 	for (size_t i = ptk_region_lower(&as->regions, va);
 	     i < as->regions.n && as->regions.v[i].start < end; i++)
 		as->regions.v[i].prot = prot;

@@ -132,6 +132,12 @@ static int fault_anon(struct ptk_as *as, const struct ptk_region *r, uint64_t va
 		huge = ptk_frame_alloc_huge(ctx);
 	if (!huge && !(page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, true)))
 		return -ENOMEM;
+	/* The reverse map of the new frame: the region's family. */
+	struct ptk_rmap *fam = r->anon_link ? r->anon_link->rmap : NULL;
+	if (huge)
+		ptk_frame_set_owner(huge, fam, hbase >> PTK_PAGE_SHIFT);
+	else
+		ptk_frame_set_owner(page, fam, va >> PTK_PAGE_SHIFT);
 
 	struct ptk_path path;
 	unsigned got, target = huge ? PTK_LEVEL_PMD : PTK_LEVEL_PTE;
@@ -169,6 +175,8 @@ again:
 			rc = -ENOMEM;
 			goto out;
 		}
+		ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
+				    va >> PTK_PAGE_SHIFT);
 		target = PTK_LEVEL_PTE;
 		goto again;
 	}

@@ -448,7 +448,7 @@ int ptk_kunmap(struct ptk_ctx *ctx, uint64_t va, uint64_t len)
 		goto out;
 	ptk_region_split_at(&ref->regions, va);
 	ptk_region_split_at(&ref->regions, end);
-	ptk_region_remove(&ref->regions, va, end);
+	ptk_region_remove(&ref->regions, va, end, NULL);
 	zap_ref(ref, va, end);
 out:
 	ptk_lock_release(&k->lock);

@@ -51,8 +51,35 @@ bool ptk_region_overlaps(struct ptk_region_set *rs, uint64_t start, uint64_t end
 	return false;
 }
 
+/* A link node for a split: a reserved one, else a new one (NULL). */
+static struct ptk_mapping *spare_get(struct ptk_region_set *rs)
+{
+	struct ptk_mapping *m = rs->spare;
+	if (!m)
+		return ptk_mapping_alloc();
+	rs->spare = m->next;
+	rs->nspare--;
+	return m;
+}
+
+static void spare_put(struct ptk_region_set *rs, struct ptk_mapping *m)
+{
+	if (!m)
+		return;
+	m->next = rs->spare;
+	rs->spare = m;
+	rs->nspare++;
+}
+
 int ptk_region_reserve(struct ptk_region_set *rs, size_t extra)
 {
+	/* Two links per split (anonymous family and object). */
+	while (rs->nspare < 2 * extra) {
+		struct ptk_mapping *m = ptk_mapping_alloc();
+		if (!m)
+			return -ENOMEM;
+		spare_put(rs, m);
+	}
 	if (rs->n + extra <= rs->cap)
 		return 0;
 	size_t cap = rs->cap ? rs->cap : 8;
@@ -76,22 +103,55 @@ int ptk_region_split_at(struct ptk_region_set *rs, uint64_t va)
 	if (rc)
 		return rc;
 	r = &rs->v[i];
+	/* Nodes for the links first: the only other step that can fail. */
+	struct ptk_mapping *anon_hi = NULL, *obj_hi = NULL;
+	if ((r->anon_link && !(anon_hi = spare_get(rs))) ||
+	    (r->obj_link && !(obj_hi = spare_get(rs)))) {
+		spare_put(rs, anon_hi);
+		return -ENOMEM;
+	}
+	if (anon_hi)
+		ptk_rmap_split(r->anon_link, va, anon_hi);
+	if (obj_hi)
+		ptk_rmap_split(r->obj_link, va, obj_hi);
 	memmove(&rs->v[i + 1], &rs->v[i], (rs->n - i) * sizeof(*r));
 	rs->n++;
 	struct ptk_region *hi = &rs->v[i + 1];
 	r->end = va;
 	if (hi->kind == PTK_REGION_SPECIAL)
 		hi->pfn += (va - hi->start) >> PTK_PAGE_SHIFT;
+	if (hi->obj)
+		hi->pgoff += (va - hi->start) >> PTK_PAGE_SHIFT;
+	hi->anon_link = anon_hi;
+	hi->obj_link = obj_hi;
 	hi->start = va;
 	return 0;
 }
 
-void ptk_region_remove(struct ptk_region_set *rs, uint64_t start, uint64_t end)
+static void detach_links(struct ptk_region *r, struct ptk_mapping **detached)
+{
+	struct ptk_mapping *l[2] = { r->anon_link, r->obj_link };
+	for (int k = 0; k < 2; k++) {
+		if (!l[k])
+			continue;
+		if (detached) {
+			l[k]->next = *detached;
+			*detached = l[k];
+		} else {
+			ptk_rmap_unlink(l[k]);
+		}
+	}
+	r->anon_link = r->obj_link = NULL;
+}
+
+void ptk_region_remove(struct ptk_region_set *rs, uint64_t start, uint64_t end,
+		       struct ptk_mapping **detached)
 {
 	size_t i = ptk_region_lower(rs, start), j = i;
 	while (j < rs->n && rs->v[j].start < end) {
 		PTK_BUG_ON(rs->v[j].start < start || rs->v[j].end > end,
 			   "region straddles the range (boundaries not split)");
+		detach_links(&rs->v[j], detached);
 		j++;
 	}
 	memmove(&rs->v[i], &rs->v[j], (rs->n - j) * sizeof(rs->v[0]));
@@ -137,6 +197,14 @@ int ptk_region_find_gap(struct ptk_region_set *rs, uint64_t hint, uint64_t len,
 
 void ptk_region_set_free(struct ptk_region_set *rs)
 {
+	for (size_t i = 0; i < rs->n; i++)
+		detach_links(&rs->v[i], NULL);
+	while (rs->spare) {
+		struct ptk_mapping *m = rs->spare;
+		rs->spare = m->next;
+		free(m);
+	}
+	rs->nspare = 0;
 	free(rs->v);
 	rs->v = NULL;
 	rs->n = rs->cap = 0;

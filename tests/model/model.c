@@ -202,7 +202,8 @@ static int find_gap(const struct model *m, uint64_t hint, uint64_t len,
 int model_map(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
 	      unsigned flags, enum ptk_region_kind kind, uint64_t pfn)
 {
-	if (!va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
+	if (!va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK) ||
+	    (flags & (PTK_MAP_SHARED | PTK_MAP_PRIVATE)))
 		return -EINVAL;
 	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
 	if (!len || (len % PAGE) || (*va % PAGE))
