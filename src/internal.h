@@ -91,8 +91,9 @@ struct ptk_ctx {
 	struct ptk_frame *frames;         /* descriptors */
 	uint64_t nchunks;
 	uint8_t *chunk_state;             /* enum ptk_chunk_state, pool_lock */
-	/* the shared pool */
-	struct ptk_lock pool_lock;
+	/* the shared pool, on its own lines: base, nframes and cfg above are
+	 * read by every walk and must not share a line with the pool lock */
+	alignas(PTK_CACHELINE) struct ptk_lock pool_lock;
 	struct ptk_frame *free_head;      /* small frames, pool_lock */
 	uint64_t free_count;              /* pool_lock */
 	uint64_t chunk_cursor;            /* next chunk to try, pool_lock */
@@ -246,13 +247,16 @@ struct ptk_region_set {
 };
 
 struct ptk_as {
+	/* Read-mostly line: every lockless walk reads ctx, root_slots and
+	 * levels; nothing here is written after creation (a field written by
+	 * map or fault on this line would cost every walker a cache miss). */
 	uint32_t magic;
 	struct ptk_ctx *ctx;
 	struct ptk_frame *root;
 	ptk_slot_t *root_slots;
 	unsigned levels;
 	struct ptk_as_shard *shards;  /* ctx->nshards of them */
-	struct ptk_region_set regions;  /* region lock */
+	alignas(PTK_CACHELINE) struct ptk_region_set regions;  /* region lock */
 	struct rcu_head rcu;          /* deferred free of this struct */
 	/* kernel half (kernel.c) */
 	bool kernel_ref;              /* the context's reference space */

@@ -55,7 +55,10 @@
 #ifndef PTKIT_WALK_H
 #define PTKIT_WALK_H
 
+#include <errno.h>
+
 #include "ptkit/as.h"
+#include "ptkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +92,63 @@ int ptk_pin(struct ptk_as *as, uint64_t va, unsigned npages, unsigned access,
 
 /* Drop the pins of ptk_pin()/ptk_pin_fast().  Any thread. */
 void ptk_unpin(struct ptk_ctx *ctx, const uint64_t *pfns, unsigned npages);
+
+/* ---- inline lookups (hot paths) ------------------------------------------ */
+
+/* What an inline lookup needs of an address space, copied once by
+ * ptk_lookup_root(): the root table, the levels and the pool's host
+ * mapping.  None of it changes while the address space lives. */
+struct ptk_lookup_root {
+	const ptk_slot_t *root;
+	uint8_t *pool_base;        /* host address of frame 0 */
+	uint64_t nframes;          /* frames in the pool */
+	unsigned levels;
+};
+
+/* Fill @r for @as.  0, or -EINVAL (NULL).  @r is valid until @as is
+ * destroyed.  Any thread. */
+int ptk_lookup_root(struct ptk_as *as, struct ptk_lookup_root *r);
+
+/*
+ * The walk of ptk_walk() as an inline function, for callers whose lookup
+ * sits on a hot path (an emulator's soft-TLB refill, a registration cache)
+ * and who want no call boundary: same rules, same result.  Caller is inside
+ * a walker section: ptk_walk_begin(), or for contexts of the default design
+ * (PTK_WALK_RCU) ptk_rcu_read_lock(), which is inline too when the caller
+ * compiles with _LGPL_SOURCE (liburcu's inline read side).  0 and *out, or
+ * -EFAULT if there is no leaf.
+ */
+static inline int ptk_lookup(const struct ptk_lookup_root *r, uint64_t va,
+			     struct ptk_xlate *out)
+{
+	if (!ptk_va_canonical(va, r->levels))
+		return -EFAULT;
+	const ptk_slot_t *table = r->root;
+	for (unsigned level = r->levels - 1;; level--) {
+		/* Rule 1: one load, kept in a local. */
+		ptk_pte_t e = ptk_pte_load(&table[ptk_level_index(va, level)]);
+#ifdef PTK_DEBUG
+		PTK_BUG_ON(e == PTK_PTE_POISON, "read a freed table");
+#endif
+		/* Rule 2: present first. */
+		if (!ptk_pte_present(e))
+			return -EFAULT;
+		/* Rule 3: leaf before table. */
+		if (e & PTK_PTE_LEAF) {
+			uint64_t off = va & (ptk_level_size(level) - 1);
+			out->pte = e;
+			out->level = level;
+			out->page_size = ptk_level_size(level);
+			out->pfn = ptk_pte_pfn(e) + (off >> PTK_PAGE_SHIFT);
+			out->host = out->pfn < r->nframes ?
+				r->pool_base + (out->pfn << PTK_PAGE_SHIFT) +
+				(va & (PTK_PAGE_SIZE - 1)) : NULL;
+			return 0;
+		}
+		PTK_BUG_ON(level == 0, "table pointer at level 0");
+		table = (const ptk_slot_t *)(r->pool_base + (ptk_pte_pfn(e) << PTK_PAGE_SHIFT));
+	}
+}
 
 /* Lab: IPIs the old design has sent so far (process-wide). */
 uint64_t ptk_ipi_sent(void);

@@ -75,7 +75,10 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 	if (c.walk_mode == PTK_WALK_IPI && (rc = ptk_ipi_register_process()))
 		return rc;
 
-	struct ptk_ctx *ctx = calloc(1, sizeof(*ctx));
+	/* Cache-line aligned (walkers read base and nframes on every lookup). */
+	struct ptk_ctx *ctx = aligned_alloc(PTK_CACHELINE, sizeof(*ctx));
+	if (ctx)
+		memset(ctx, 0, sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
 	ctx->cfg = c;

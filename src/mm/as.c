@@ -52,7 +52,11 @@ int ptk_as_alloc(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out)
 		levels = ctx->cfg.levels;
 	if (levels != 4 && levels != 5)
 		return -EINVAL;
-	struct ptk_as *as = calloc(1, sizeof(*as));
+	/* Cache-line aligned: the walkers' read-mostly first line must not
+	 * share a line with another heap object that writers touch. */
+	struct ptk_as *as = aligned_alloc(PTK_CACHELINE, sizeof(*as));
+	if (as)
+		memset(as, 0, sizeof(*as));
 	struct ptk_as_shard *sh = aligned_alloc(PTK_CACHELINE,
 						sizeof(*sh) * ctx->nshards);
 	/* Zeroed: the kernel half starts empty (late init fills it). */

@@ -4,39 +4,25 @@
  */
 #include "internal.h"
 
-/* The walk itself, inlined into ptk_walk() and ptk_translate() (a lookup
- * is measured against a raw walk: no extra call on its path). */
+/* The walk itself (ptk_lookup(), walk.h), inlined into ptk_walk() and
+ * ptk_translate() (a lookup is measured against a raw walk: no extra call
+ * on its path). */
 static inline __attribute__((always_inline))
 int walk_inline(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)
 {
 	struct ptk_ctx *ctx = as->ctx;
-	unsigned levels = as->levels;
-	if (!ptk_va_canonical(va, levels))
-		return -EFAULT;
-	const ptk_slot_t *table = as->root_slots;
-	for (unsigned level = levels - 1;; level--) {
-		/* Rule 1: one load, kept in a local. */
-		ptk_pte_t e = ptk_pte_load(&table[ptk_level_index(va, level)]);
-		if (PTK_DEBUG_ENABLED)
-			PTK_BUG_ON(e == PTK_PTE_POISON, "read a freed table");
-		/* Rule 2: present first. */
-		if (!ptk_pte_present(e))
-			return -EFAULT;
-		/* Rule 3: leaf before table. */
-		if (e & PTK_PTE_LEAF) {
-			uint64_t off = va & (ptk_level_size(level) - 1);
-			out->pte = e;
-			out->level = level;
-			out->page_size = ptk_level_size(level);
-			out->pfn = ptk_pte_pfn(e) + (off >> PTK_PAGE_SHIFT);
-			out->host = out->pfn < ctx->nframes ?
-				(uint8_t *)ptk_pfn_host_fast(ctx, out->pfn) +
-				(va & (PTK_PAGE_SIZE - 1)) : NULL;
-			return 0;
-		}
-		PTK_BUG_ON(level == 0, "table pointer at level 0");
-		table = ptk_pfn_host_fast(ctx, ptk_pte_pfn(e));
-	}
+	struct ptk_lookup_root r = { as->root_slots, ctx->base, ctx->nframes, as->levels };
+	return ptk_lookup(&r, va, out);
+}
+
+int ptk_lookup_root(struct ptk_as *as, struct ptk_lookup_root *r)
+{
+	if (!as || !r)
+		return -EINVAL;
+	PTK_CHECK_AS(as);
+	*r = (struct ptk_lookup_root){ as->root_slots, as->ctx->base, as->ctx->nframes,
+				       as->levels };
+	return 0;
 }
 
 int ptk_walk(struct ptk_as *as, uint64_t va, struct ptk_xlate *out)

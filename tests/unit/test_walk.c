@@ -70,6 +70,46 @@ static void pin_outlives_unmap(void **state)
 	test_teardown(ctx, as);
 }
 
+/* The inline lookup returns exactly what ptk_walk() returns, for mapped
+ * and unmapped addresses, 4 KiB, 2 MiB and 1 GiB leaves and non-canonical
+ * addresses. */
+static void inline_lookup_matches_walk(void **state)
+{
+	(void)state;
+	struct ptk_ctx *ctx = test_ctx(0);
+	struct ptk_as *as;
+	assert_int_equal(ptk_as_create(ctx, 0, &as), 0);
+	uint64_t anon = 0, sp = 0;
+	assert_int_equal(ptk_map_anon(as, &anon, 4 * MiB, RW, PTK_MAP_POPULATE), 0);
+	/* 1 GiB + 2 MiB + 4 KiB leaves of a special mapping. */
+	assert_int_equal(ptk_map_special(as, &sp, GiB + 2 * MiB + 4 * KiB, 1u << 18, RW,
+					 PTK_MAP_HUGE), 0);
+	struct ptk_lookup_root r;
+	assert_int_equal(ptk_lookup_root(NULL, &r), -EINVAL);
+	assert_int_equal(ptk_lookup_root(as, NULL), -EINVAL);
+	assert_int_equal(ptk_lookup_root(as, &r), 0);
+	uint64_t probes[] = { anon, anon + 4 * MiB - 1, anon + 4 * MiB, sp, sp + GiB - 8,
+			      sp + GiB + 12345, sp + GiB + 2 * MiB + 100, 0,
+			      UINT64_C(1) << 63, ptk_as_user_end(as) - 4096 };
+	unsigned levels_seen = 0;
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		struct ptk_xlate a, b;
+		memset(&a, 0xa5, sizeof(a));
+		memset(&b, 0xa5, sizeof(b));
+		ptk_walk_begin(as);
+		int ra = ptk_walk(as, probes[i], &a);
+		int rb = ptk_lookup(&r, probes[i], &b);
+		ptk_walk_end(as);
+		assert_int_equal(ra, rb);
+		if (ra == 0) {
+			assert_memory_equal(&a, &b, sizeof(a));
+			levels_seen |= 1u << a.level;
+		}
+	}
+	assert_int_equal(levels_seen, 7);   /* 4 KiB, 2 MiB and 1 GiB leaves */
+	test_teardown(ctx, as);
+}
+
 /* Pins refuse what they must: special leaves, write to read-only,
  * unmapped addresses; and leave nothing pinned on failure. */
 static void pin_refusals(void **state)
@@ -322,6 +362,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pin_outlives_unmap),
 		cmocka_unit_test(pin_refusals),
+		cmocka_unit_test(inline_lookup_matches_walk),
 		cmocka_unit_test(split_collapse_anon),
 		cmocka_unit_test(collapse_refuses_scattered),
 		cmocka_unit_test(split_collapse_special),
