@@ -18,8 +18,10 @@
  *   raw walk under a reader-writer lock, the raw walk behind a function
  *   call (raw-call: the call boundary every library lookup has), ptkit's
  *   inline lookup (ptk_lookup() in its own read-side section, liburcu's
- *   read side inlined: this file builds with _LGPL_SOURCE) and ptkit from a
- *   QSBR-style thread (online, one quiescent state per 4096 lookups);
+ *   read side inlined: this file builds with _LGPL_SOURCE), ptkit from a
+ *   QSBR-style thread (online, one quiescent state per 4096 lookups)
+ *   through ptk_translate() and through ptk_lookup() (no per-lookup
+ *   section at all: the hot-path configuration);
  *   alone, and with a writer thread
  *   churning map/fault/unmap on other tables (under the rwlock's write side
  *   for the rwlock design, as that design would need).
@@ -192,9 +194,10 @@ static inline int raw_walk(const struct raw_tables *r, uint64_t va, struct ptk_x
 	}
 }
 
-enum lk_design { LK_PTKIT, LK_RAW, LK_RWLOCK, LK_QSBR, LK_RAWCALL, LK_INLINE, LK_N };
+enum lk_design { LK_PTKIT, LK_RAW, LK_RWLOCK, LK_QSBR, LK_RAWCALL, LK_INLINE,
+		 LK_INLINE_QSBR, LK_N };
 static const char *const lk_names[] = { "ptkit", "raw", "rwlock", "ptkit-qsbr", "raw-call",
-					"ptkit-inline" };
+					"ptkit-inline", "ptkit-inline-qsbr" };
 
 /* The raw walk behind a call boundary, as any library lookup has: what is
  * left between it and ptkit is the synchronisation itself. */
@@ -256,7 +259,8 @@ static void lookup_phase(struct ptk_ctx *ctx, struct ptk_as *as, pthread_rwlock_
 			int d = (int)((round + (unsigned)k) % LK_N);
 			/* QSBR-style: online for the slice, one quiescent
 			 * state per SLICE lookups. */
-			if (d == LK_QSBR)
+			bool qsbr = d == LK_QSBR || d == LK_INLINE_QSBR;
+			if (qsbr)
 				ptk_qsbr_online();
 			double t0 = bench_now();
 			for (unsigned i = at; i < at + SLICE; i++) {
@@ -274,6 +278,10 @@ static void lookup_phase(struct ptk_ctx *ctx, struct ptk_as *as, pthread_rwlock_
 					ptk_rcu_read_lock();
 					rc = ptk_lookup(&lr, a, &x);
 					ptk_rcu_read_unlock();
+				} else if (d == LK_INLINE_QSBR) {
+					/* Online: the thread is inside its
+					 * long section already. */
+					rc = ptk_lookup(&lr, a, &x);
 				} else if (d == LK_RAW) {
 					rc = raw_walk(&r, a, &x);
 				} else if (d == LK_RAWCALL) {
@@ -285,11 +293,11 @@ static void lookup_phase(struct ptk_ctx *ctx, struct ptk_as *as, pthread_rwlock_
 				}
 				sink += rc ? 1 : x.pfn;
 			}
-			if (d == LK_QSBR)
+			if (qsbr)
 				ptk_quiescent_state();
 			spent[d] += bench_now() - t0;
 			n[d] += SLICE;
-			if (d == LK_QSBR)
+			if (qsbr)
 				ptk_qsbr_offline();
 		}
 		at = (at + SLICE) % NADDR;
@@ -356,12 +364,16 @@ static int run_lookup(const struct bench_params *p)
 			     ns[LK_RWLOCK]);
 		bench_sample("lookup", churn ? "raw-churn" : "raw-quiet", pair, "lookup", "ns",
 			     ns[LK_RAW]);
+		bench_sample("lookup", churn ? "inline-qsbr-churn" : "inline-qsbr-quiet", pair,
+			     "lookup", "ns", ns[LK_INLINE_QSBR]);
 		bench_compare("lookup", "lookup", params, "ptkit", "raw", "lower");
 		bench_compare("lookup", "lookup-chained", params, "ptkit", "raw", "lower");
 		bench_compare("lookup", "lookup", params, "ptkit", "raw-call", "lower");
 		bench_compare("lookup", "lookup-chained", params, "ptkit", "raw-call", "lower");
 		bench_compare("lookup", "lookup", params, "ptkit-inline", "raw", "lower");
 		bench_compare("lookup", "lookup-chained", params, "ptkit-inline", "raw", "lower");
+		bench_compare("lookup", "lookup", params, "ptkit-inline-qsbr", "raw", "lower");
+		bench_compare("lookup", "lookup-chained", params, "ptkit-inline-qsbr", "raw", "lower");
 		bench_compare("lookup", "lookup", params, "ptkit-qsbr", "raw", "lower");
 		bench_compare("lookup", "lookup-chained", params, "ptkit-qsbr", "raw", "lower");
 		bench_compare("lookup", "lookup", params, "rwlock", "raw", "lower");
@@ -372,6 +384,7 @@ static int run_lookup(const struct bench_params *p)
 	/* The machine's share: a raw walk loses this much to the writer's
 	 * mere presence (cores, caches), with no synchronisation at all. */
 	bench_compare("lookup", "lookup", pair, "raw-churn", "raw-quiet", "lower");
+	bench_compare("lookup", "lookup", pair, "inline-qsbr-churn", "inline-qsbr-quiet", "lower");
 	pthread_rwlock_destroy(&lock);
 	free(addrs);
 	ptk_as_destroy(as);
