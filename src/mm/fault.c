@@ -192,6 +192,19 @@ out:
 	return rc;
 }
 
+/* Copy the 4 KiB at @src into the fresh frame @dst.  The source may be
+ * written meanwhile through a shared mapping of it (the user's race, as
+ * with the kernel's copy on write): relaxed atomic loads keep that defined
+ * for the C memory model and race detectors; the copy is published by the
+ * release store of the new entry. */
+static void copy_page(void *dst, const void *src)
+{
+	uint64_t *d = dst;
+	const _Atomic uint64_t *s = (const _Atomic uint64_t *)src;
+	for (unsigned i = 0; i < PTK_PAGE_SIZE / sizeof(uint64_t); i++)
+		d[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
+}
+
 /* Write fault at @va where a present leaf lacks write permission, in a
  * writable private region (anonymous, or an object mapped PTK_MAP_PRIVATE):
  * copy on write.  An anonymous frame (its owner is an anonymous rmap) that
@@ -265,7 +278,7 @@ static int fault_wp(struct ptk_as *as, const struct ptk_region *r, uint64_t va)
 		ptk_frame_put(ctx, head);
 		return -ENOMEM;
 	}
-	memcpy(ptk_frame_host(ctx, page), ptk_pfn_host_fast(ctx, ptk_pte_pfn(e)), PTK_PAGE_SIZE);
+	copy_page(ptk_frame_host(ctx, page), ptk_pfn_host_fast(ctx, ptk_pte_pfn(e)));
 	ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
 			    va >> PTK_PAGE_SHIFT);
 
@@ -403,7 +416,7 @@ static int fault_object(struct ptk_as *as, const struct ptk_region *r, uint64_t 
 			struct ptk_frame *src = ptk_object_cache_peek(obj, pgoff);
 			void *dst = ptk_frame_host(ctx, page);
 			if (src)
-				memcpy(dst, ptk_frame_host(ctx, src), PTK_PAGE_SIZE);
+				copy_page(dst, ptk_frame_host(ctx, src));
 			else
 				memset(dst, 0, PTK_PAGE_SIZE);
 			ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
