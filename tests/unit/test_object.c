@@ -365,6 +365,21 @@ static void lifetime_and_regions(void **state)
 	assert_false(mapped(b, B_VA + 10 * PG));
 	assert_int_equal(host(b, B_VA + 10 * PG, PTK_ACCESS_READ)[0], 0);
 	assert_int_equal(host(b, B_VA + 12 * PG, PTK_ACCESS_READ)[0], 0x3c);
+	/* an object mapping replacing an anonymous one and another object
+	 * mapping (fixed): the old entries go, the new ones map the object */
+	at = B_VA + 10 * PG;
+	assert_int_equal(ptk_map_object(b, &at, 3 * PG, RO, PTK_MAP_FIXED | PTK_MAP_SHARED,
+					obj, 2 * PG), 0);
+	assert_int_equal(host(b, B_VA + 12 * PG, PTK_ACCESS_READ)[0], 0x34);
+	assert_int_equal(host(b, B_VA + 10 * PG, PTK_ACCESS_READ)[0], 0x32);
+	assert_int_equal(ptk_fault(b, B_VA + 10 * PG, PTK_ACCESS_WRITE), -EACCES);
+	at = B_VA + 10 * PG;
+	assert_int_equal(ptk_map_anon(b, &at, 2 * PG, RW, PTK_MAP_FIXED), 0);
+	at = B_VA + 12 * PG;
+	assert_int_equal(ptk_map_object(b, &at, PG, RW, PTK_MAP_FIXED | PTK_MAP_SHARED,
+					obj, 12 * PG), 0);
+	assert_int_equal(host(b, B_VA + 12 * PG, PTK_ACCESS_READ)[0], 0x3c);
+	assert_int_equal(host(b, B_VA + 10 * PG, PTK_ACCESS_READ)[0], 0);
 	/* drop on a shared mapping: entries go, the cache keeps the data */
 	assert_int_equal(ptk_drop(a, A_VA, 16 * PG), 0);
 	assert_false(mapped(a, A_VA + 7 * PG));
@@ -372,7 +387,7 @@ static void lifetime_and_regions(void **state)
 	/* region foreach reports the kind */
 	unsigned n_obj = 0;
 	assert_int_equal(ptk_region_foreach(b, count_obj, &n_obj), 0);
-	assert_int_equal(n_obj, 5);   /* [0,4) [6,8) [8,9) [9,10) [12,16) */
+	assert_int_equal(n_obj, 6);   /* [0,4) [6,8) [8,9) [9,10) [12,13) [13,16) */
 
 	ptk_as_destroy(a);
 	/* b still maps it (and one anonymous page at 10) */
@@ -418,6 +433,12 @@ static void bad_input(void **state)
 					UINT64_MAX - PG + 1), -EINVAL);
 	assert_int_equal(ptk_map_anon(as, &va, 4 * PG, RW, F | PTK_MAP_SHARED), -EINVAL);
 	assert_int_equal(ptk_map_object(NULL, &va, 4 * PG, RW, F | PTK_MAP_SHARED, obj, 0), -EINVAL);
+	/* an object of another context */
+	struct ptk_ctx *ctx2 = test_ctx(8 * MiB);
+	struct ptk_object *obj2 = new_obj(ctx2, 4 * PG, 0);
+	assert_int_equal(ptk_map_object(as, &va, 4 * PG, RW, F | PTK_MAP_SHARED, obj2, 0), -EINVAL);
+	ptk_object_release(obj2);
+	test_teardown(ctx2, NULL);
 	struct ptk_as_stats ast;
 	ptk_as_stats(as, &ast);
 	assert_int_equal(ast.regions, 0);
