@@ -226,7 +226,9 @@ int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 /* Counters of @as.  Any thread; each counter individually consistent. */
 void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st);
 
-/* Information about the region containing @va (0), or -ENOENT. */
+/* Information about the region containing @va (0), or -ENOENT.  @flags:
+ * PTK_MAP_HUGE as mapped; object regions also PTK_MAP_SHARED or
+ * PTK_MAP_PRIVATE. */
 struct ptk_region_info {
 	uint64_t start, end;
 	unsigned prot, flags;
