@@ -22,7 +22,8 @@
  *     unchanged;
  *   - at the end every frame is back in the pool.
  * Runs for each reverse-map lock design the build offers (designs refused
- * with -EOPNOTSUPP are skipped, saying so).
+ * with -EOPNOTSUPP are skipped, saying so), then once with the lazy TLB
+ * mode and the legacy gather.
  *
  * Usage: stress_object [-s SEED] [-t SECONDS]
  */
@@ -334,12 +335,18 @@ static const char *design_name(enum ptk_rmap_lock d)
 	return d == PTK_RMAP_SPIN ? "spin" : "sleeping";
 }
 
-static int run(enum ptk_rmap_lock design, double seconds)
+static int run(enum ptk_rmap_lock design, bool lazy, double seconds)
 {
 	struct ptk_ctx_config cfg;
 	ptk_ctx_config_default(&cfg);
 	cfg.pool_bytes = 64ull << 20;
 	cfg.rmap_lock = design;
+	if (lazy) {
+		/* The other teardown designs: lazy TLB invalidation (pages
+		 * wait for every CPU) and the legacy per-CPU gather. */
+		cfg.tlb_mode = PTK_TLB_LAZY;
+		cfg.gather_mode = PTK_GATHER_LEGACY;
+	}
 	int rc = ptk_ctx_create(&cfg, &ctx);
 	if (rc == -EOPNOTSUPP) {
 		printf("  rmap=%s: not built in (-EOPNOTSUPP), skipped\n", design_name(design));
@@ -400,11 +407,11 @@ static int run(enum ptk_rmap_lock design, double seconds)
 		FAIL("stress_object: %" PRIu64 " frames still in use, %" PRIu64 "/%" PRIu64 " free\n",
 		     in_use, ps.free, ps.capacity);
 	ptk_ctx_destroy(ctx);
-	printf("  rmap=%s: %" PRIu64 " faulter ops (%" PRIu64 " checked pages, %" PRIu64
+	printf("  rmap=%s%s: %" PRIu64 " faulter ops (%" PRIu64 " checked pages, %" PRIu64
 	       " shared read-backs, %" PRIu64 " private read-backs, %" PRIu64 " -ENXIO), %"
 	       PRIu64 " truncates, %" PRIu64 " punches, %" PRIu64 " beyond-size checks, %"
 	       PRIu64 " walks (%" PRIu64 " beyond size), %" PRIu64 " mapper spaces\n",
-	       design_name(design), ops, (uint64_t)n_rw, (uint64_t)n_readback,
+	       design_name(design), lazy ? " tlb=lazy gather=legacy" : "", ops, (uint64_t)n_rw, (uint64_t)n_readback,
 	       (uint64_t)n_private, (uint64_t)n_enxio, (uint64_t)n_trunc, (uint64_t)n_punch,
 	       (uint64_t)n_beyond_checks, (uint64_t)n_walks, (uint64_t)n_walk_checks,
 	       (uint64_t)n_maps);
@@ -433,9 +440,11 @@ int main(int argc, char **argv)
 	printf("stress_object: seed %" PRIu64 " (rerun with -s %" PRIu64 "), %.1f s\n",
 	       seed, seed, seconds);
 	fflush(stdout);
-	const enum ptk_rmap_lock designs[] = { PTK_RMAP_SLEEPING, PTK_RMAP_SPIN };
-	for (unsigned i = 0; i < 2 && !failures; i++)
-		run(designs[i], seconds / 2);
+	run(PTK_RMAP_SLEEPING, false, seconds * 0.4);
+	if (!failures)
+		run(PTK_RMAP_SPIN, false, seconds * 0.4);
+	if (!failures)
+		run(PTK_RMAP_SLEEPING, true, seconds * 0.2);
 	printf("%d passed, %d failed\n", failures == 0, failures != 0);
 	return failures ? 1 : 0;
 }
