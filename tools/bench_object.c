@@ -14,13 +14,15 @@
  *              (16 with --quick) with every page faulted in each (the
  *              truncate zaps every mapping through a gather), then fault
  *              everything back (not timed).  ms per truncate, sleeping vs
- *              spin.
+ *              spin; alone, and against 4 threads per CPU running the
+ *              map-loop on the same object (mappers=N).
  * The spin design (the old one) is measured only if the build offers it
  * (ptk_ctx_create() refuses it with -EOPNOTSUPP otherwise: the scenario
  * says so and measures the sleeping design alone).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,7 +179,8 @@ static int run_faults(const struct bench_params *p)
 struct loop_arg {
 	struct ptk_as *as;
 	struct ptk_object *obj;
-	pthread_barrier_t *start;
+	pthread_barrier_t *start;     /* NULL: start at once */
+	_Atomic int *stop;            /* NULL: run for @secs */
 	double secs;
 	uint64_t cycles;
 	int rc;
@@ -193,16 +196,20 @@ static void *loop_worker(void *p)
 {
 	struct loop_arg *a = p;
 	ptk_thread_register();
-	pthread_barrier_wait(a->start);
+	if (a->start)
+		pthread_barrier_wait(a->start);
 	double t0 = bench_now();
 	uint64_t s = (uint64_t)(uintptr_t)a | 1;
-	while (bench_now() - t0 < a->secs) {
+	while (a->stop ? !atomic_load(a->stop) : bench_now() - t0 < a->secs) {
 		for (unsigned i = 0; i < 16; i++) {
 			uint64_t va = LOOP_VA + PG;
 			int rc = ptk_map_object(a->as, &va, 16 * PG, RW,
 						PTK_MAP_FIXED | PTK_MAP_SHARED, a->obj, 0);
-			if (!rc)
+			if (!rc) {
 				rc = ptk_fault(a->as, va + (bench_rand(&s) % 16) * PG, PTK_ACCESS_WRITE);
+				if (rc == -ENXIO)
+					rc = 0;     /* truncated meanwhile (truncate runs) */
+			}
 			if (!rc)
 				rc = ptk_unmap(a->as, va, 16 * PG);
 			if (rc) {
@@ -216,6 +223,17 @@ out:
 	a->secs = bench_now() - t0;
 	ptk_thread_unregister();
 	return NULL;
+}
+
+/* An address space for the loop: the anonymous page that keeps its
+ * tables.  0 or an error (*as set if it was created). */
+static int loop_space(struct ptk_ctx *ctx, struct ptk_as **as)
+{
+	int rc = ptk_as_create(ctx, 4, as);
+	if (rc)
+		return rc;
+	uint64_t va = LOOP_VA;
+	return ptk_map_anon(*as, &va, PG, RW, PTK_MAP_FIXED | PTK_MAP_POPULATE);
 }
 
 static int loop_once(enum ptk_rmap_lock d, unsigned n, double secs, double *rate)
@@ -236,11 +254,7 @@ static int loop_once(enum ptk_rmap_lock d, unsigned n, double secs, double *rate
 	unsigned made = 0, started = 0;
 	for (; made < n; made++) {
 		args[made] = (struct loop_arg){ .obj = obj, .start = &start, .secs = secs };
-		if ((rc = ptk_as_create(ctx, 4, &args[made].as)))
-			break;
-		uint64_t va = LOOP_VA;
-		rc = ptk_map_anon(args[made].as, &va, PG, RW, PTK_MAP_FIXED | PTK_MAP_POPULATE);
-		if (rc) {
+		if ((rc = loop_space(ctx, &args[made].as))) {
 			made++;
 			break;
 		}
@@ -294,8 +308,11 @@ static int run_map_loop(const struct bench_params *p, bool spin)
 
 /* ---- (c) truncate under many mappers ------------------------------------------ */
 
+/* Time truncates of an object mapped by @nspaces spaces with every page
+ * faulted; with @bg > 0, @bg threads run map/touch/unmap loops on the same
+ * object meanwhile (each in its own space), contending for its rmap lock. */
 static int truncate_once(enum ptk_rmap_lock d, unsigned nspaces, uint64_t pages,
-			 unsigned reps, double *ms)
+			 unsigned reps, unsigned bg, double *ms)
 {
 	struct ptk_ctx *ctx;
 	struct ptk_object *obj;
@@ -318,6 +335,19 @@ static int truncate_once(enum ptk_rmap_lock d, unsigned nspaces, uint64_t pages,
 		if (rc)
 			break;
 	}
+	_Atomic int stop = 0;
+	struct loop_arg *bga = calloc(bg ? bg : 1, sizeof(*bga));
+	pthread_t *bgt = calloc(bg ? bg : 1, sizeof(*bgt));
+	unsigned bg_made = 0, bg_started = 0;
+	for (; !rc && bg_made < bg; bg_made++) {
+		bga[bg_made] = (struct loop_arg){ .obj = obj, .stop = &stop };
+		if ((rc = loop_space(ctx, &bga[bg_made].as))) {
+			bg_made++;
+			break;
+		}
+	}
+	for (unsigned i = 0; !rc && i < bg; i++, bg_started++)
+		pthread_create(&bgt[i], NULL, loop_worker, &bga[i]);
 	double *t = calloc(reps, sizeof(*t));
 	for (unsigned r = 0; !rc && r < reps; r++) {
 		rc = ptk_object_truncate(obj, pages * PG);
@@ -329,6 +359,16 @@ static int truncate_once(enum ptk_rmap_lock d, unsigned nspaces, uint64_t pages,
 		rc = ptk_object_truncate(obj, 0);
 		t[r] = (bench_now() - t0) * 1e3;
 	}
+	atomic_store(&stop, 1);
+	for (unsigned i = 0; i < bg_started; i++) {
+		pthread_join(bgt[i], NULL);
+		if (bga[i].rc && !rc)
+			rc = bga[i].rc;
+	}
+	for (unsigned i = 0; i < bg_made; i++)
+		ptk_as_destroy(bga[i].as);
+	free(bga);
+	free(bgt);
 	if (!rc)
 		*ms = bench_median(t, reps);
 	free(t);
@@ -342,27 +382,36 @@ static int truncate_once(enum ptk_rmap_lock d, unsigned nspaces, uint64_t pages,
 
 static int run_truncate(const struct bench_params *p, bool spin)
 {
-	unsigned nspaces = p->quick ? 16 : 64;
-	uint64_t pages = p->size ? p->size / PG : (p->quick ? 64 : 128);
-	unsigned reps = p->quick ? 5 : 7;
-	char params[64];
-	snprintf(params, sizeof(params), "spaces=%u,pages=%llu", nspaces,
-		 (unsigned long long)pages);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	/* Alone: 64 spaces (16 quick); against oversubscribed mappers (4 per
+	 * CPU): 16 spaces, smaller, as the mappers take most of the CPU. */
+	struct { unsigned spaces, bg; uint64_t pages; unsigned reps; } cfg[2] = {
+		{ p->quick ? 16 : 64, 0, p->size ? p->size / PG : (p->quick ? 64 : 128),
+		  p->quick ? 5 : 7 },
+		{ 16, 4 * (unsigned)(cpus > 0 ? cpus : 1), p->quick ? 32 : 64, p->quick ? 3 : 5 },
+	};
 	enum ptk_rmap_lock designs[2] = { PTK_RMAP_SLEEPING, PTK_RMAP_SPIN };
-	for (unsigned j = 0; j < (spin ? 2u : 1u); j++) {
-		enum ptk_rmap_lock d = designs[(j + p->rep) % (spin ? 2u : 1u)];
-		double ms = 0;
-		int rc = truncate_once(d, nspaces, pages, reps, &ms);
-		if (rc) {
-			fprintf(stderr, "objects: truncate (%s): error %d\n", lock_name(d), rc);
-			return rc;
+	for (unsigned c = 0; c < 2; c++) {
+		char params[96];
+		snprintf(params, sizeof(params), "spaces=%u,pages=%llu,mappers=%u", cfg[c].spaces,
+			 (unsigned long long)cfg[c].pages, cfg[c].bg);
+		for (unsigned j = 0; j < (spin ? 2u : 1u); j++) {
+			enum ptk_rmap_lock d = designs[(j + p->rep) % (spin ? 2u : 1u)];
+			double ms = 0;
+			int rc = truncate_once(d, cfg[c].spaces, cfg[c].pages, cfg[c].reps,
+					       cfg[c].bg, &ms);
+			if (rc) {
+				fprintf(stderr, "objects: truncate (%s, %u mappers): error %d\n",
+					lock_name(d), cfg[c].bg, rc);
+				return rc;
+			}
+			bench_sample(SC, lock_name(d), params, "truncate", "ms", ms);
+			bench_sample(SC, lock_name(d), params, "entries zapped/s", "1/s",
+				     (double)(cfg[c].spaces * cfg[c].pages) / (ms / 1e3));
 		}
-		bench_sample(SC, lock_name(d), params, "truncate", "ms", ms);
-		bench_sample(SC, lock_name(d), params, "entries zapped/s", "1/s",
-			     (double)(nspaces * pages) / (ms / 1e3));
+		if (spin)
+			bench_compare(SC, "truncate", params, "sleeping", "spin", "lower");
 	}
-	if (spin)
-		bench_compare(SC, "truncate", params, "sleeping", "spin", "lower");
 	return 0;
 }
 
