@@ -94,7 +94,8 @@ static void cache_remove(struct ptk_object *obj, uint64_t first, uint64_t last)
 		struct ptk_frame *f = atomic_exchange_explicit(&obj->cache[i], NULL,
 							       memory_order_acq_rel);
 		/* No longer the object's: a reverse-map lookup from a pin that
-		 * outlives it finds nothing (page->mapping = NULL). */
+		 * outlives it finds nothing (page->mapping = NULL).  Release:
+		 * pairs with the acquire load in ptk_frame_owner_get(). */
 		atomic_store_explicit(&f->owner, NULL, memory_order_release);
 		ptk_frame_put(obj->ctx, f);
 		n++;

@@ -444,7 +444,10 @@ static void bad_input(void **state)
 	assert_int_equal(ast.regions, 0);
 	/* beyond the size but within max_size: mapping is fine, faults are
 	 * -ENXIO */
-	assert_int_equal(ptk_map_object(as, &va, 8 * PG, RW, F | PTK_MAP_SHARED, obj, 0), 0);
+	assert_int_equal(ptk_map_object(as, &va, 8 * PG, RW, F | PTK_MAP_SHARED | PTK_MAP_POPULATE,
+					obj, 0), 0);
+	for (uint64_t p = 0; p < 8; p++)   /* populate stops at the size */
+		assert_int_equal(mapped(as, A_VA + p * PG), p < 4);
 	assert_int_equal(ptk_fault(as, A_VA + 4 * PG, PTK_ACCESS_READ), -ENXIO);
 	assert_int_equal(ptk_object_truncate(obj, PG + 1), -EINVAL);
 	assert_int_equal(ptk_object_truncate(obj, 9 * PG), -EINVAL);
@@ -464,7 +467,8 @@ static void bad_input(void **state)
 	struct ptk_object_stats st;
 	ptk_object_stats(obj, &st);
 	assert_int_equal(st.size, 4 * PG);
-	assert_int_equal(st.cached_pages, 0);
+	assert_int_equal(st.cached_pages, 4);
+	assert_int_equal(st.mappings, 1);
 	ptk_object_stats(NULL, &st);
 	assert_int_equal(st.size, 0);
 	ptk_object_release(NULL);
