@@ -364,6 +364,52 @@ void ptk_frame_set_owner(struct ptk_frame *f, struct ptk_rmap *rm, uint64_t inde
 struct ptk_rmap *ptk_frame_owner_get(struct ptk_ctx *ctx, struct ptk_frame *f,
 				     uint64_t *index);
 
+/* ---- objects (object.c; protocol in ptkit/object.h) -------------------- */
+
+#define PTK_OBJECT_MAGIC UINT32_C(0x70746b6f)   /* "ptko" */
+
+/* One CPU's shard of an object's invalidate lock, and that CPU's share of
+ * the page-cache counter (modular per shard; the sum is exact). */
+struct ptk_inval_shard {
+	alignas(PTK_CACHELINE) pthread_rwlock_t lock;
+	_Atomic int64_t cached;
+};
+
+struct ptk_object {
+	uint32_t magic;
+	struct ptk_ctx *ctx;
+	/* Every mapping of the object (i_mmap).  Its reference count is the
+	 * object's: the creator's reference plus one per link. */
+	struct ptk_rmap rmap;
+	/* The page cache: slot i holds the frame of page offset i (one
+	 * reference), or NULL (a hole).  Filled by cmpxchg under the
+	 * invalidate lock (read), emptied under it (write). */
+	_Atomic(struct ptk_frame *) *cache;
+	size_t cache_bytes;         /* host mapping of @cache */
+	uint64_t max_pages;         /* slots in @cache */
+	_Atomic uint64_t size;      /* bytes; written under the lock (write) */
+	uint64_t max_size;
+	struct ptk_inval_shard *inval;   /* ctx->nshards of them */
+};
+
+/* The invalidate lock (mapping->invalidate_lock analog): read side on
+ * this CPU's shard only, returns the token to unlock with. */
+unsigned ptk_object_inval_read_lock(struct ptk_object *obj);
+void ptk_object_inval_read_unlock(struct ptk_object *obj, unsigned tok);
+/* The frame of page @pgoff (below the size; invalidate lock held for
+ * reading), allocated zeroed into the cache if it is a hole.  The cache
+ * keeps its reference; the caller takes its own for a mapping.  NULL when
+ * no frame could be had. */
+struct ptk_frame *ptk_object_cache_get(struct ptk_object *obj, uint64_t pgoff);
+/* The cached frame of @pgoff or NULL (a hole); lock held for reading. */
+static inline struct ptk_frame *ptk_object_cache_peek(struct ptk_object *obj,
+						      uint64_t pgoff)
+{
+	/* Acquire: the frame's zeroed or written contents before its pointer;
+	 * pairs with the release cmpxchg that filled the slot. */
+	return atomic_load_explicit(&obj->cache[pgoff], memory_order_acquire);
+}
+
 /* ---- region set (region.c); caller holds the region lock --------------- */
 
 /* Region containing @va, or NULL.  Read or write lock. */

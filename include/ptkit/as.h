@@ -158,7 +158,9 @@ int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len);
 int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot);
 
 /* Drop the pages of [va, va+len) (MADV_DONTNEED): regions stay, anonymous
- * pages go and read back as zero.  Special mappings are left intact.
+ * pages go and read back as zero; object mappings lose their entries (and
+ * private copies) and read the object's pages again.  Special mappings
+ * are left intact.
  * -ENOMEM if part of the range is unmapped (the mapped parts are dropped,
  * as madvise does). */
 int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len);
@@ -190,6 +192,8 @@ int ptk_collapse(struct ptk_as *as, uint64_t va);
  * kernel address (kernel.h): if the reference maps it, copy the missing
  * top-level entry into @as (the vmalloc_fault analog) and return 0, or
  * -EACCES for a write to a read-only kernel mapping.
+ * Object regions (object.h): the object's page (shared), or read-only
+ * then a copy on write (private); -ENXIO at or beyond the object's size.
  * 0 if the address is now mapped for @access; -EFAULT outside any region
  * (or non-canonical); -EACCES on a protection violation; -ENOMEM. */
 int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access);
@@ -222,7 +226,9 @@ int ptk_translate_fault(struct ptk_as *as, uint64_t va, unsigned access,
 /* Counters of @as.  Any thread; each counter individually consistent. */
 void ptk_as_stats(struct ptk_as *as, struct ptk_as_stats *st);
 
-/* Information about the region containing @va (0), or -ENOENT. */
+/* Information about the region containing @va (0), or -ENOENT.  @flags:
+ * PTK_MAP_HUGE as mapped; object regions also PTK_MAP_SHARED or
+ * PTK_MAP_PRIVATE. */
 struct ptk_region_info {
 	uint64_t start, end;
 	unsigned prot, flags;

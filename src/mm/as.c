@@ -219,14 +219,41 @@ static int link_anon(struct ptk_as *as, struct ptk_region *r)
 	return rc;
 }
 
+/* Object mappings: link @r into the object's reverse map (first index =
+ * its page offset) and, for a private mapping, into a new anonymous family
+ * for the pages it will copy.  Region lock held for writing.  -ENOMEM
+ * (nothing linked). */
+static int link_object(struct ptk_as *as, struct ptk_region *r)
+{
+	int rc = ptk_rmap_link(&r->obj->rmap, as, r->start, r->pgoff,
+			       (r->end - r->start) >> PTK_PAGE_SHIFT, &r->obj_link);
+	if (!rc && (r->flags & PTK_MAP_PRIVATE) && (rc = link_anon(as, r))) {
+		ptk_rmap_unlink(r->obj_link);
+		r->obj_link = NULL;
+	}
+	return rc;
+}
+
 static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned prot,
-		      unsigned flags, enum ptk_region_kind kind, uint64_t pfn)
+		      unsigned flags, enum ptk_region_kind kind, uint64_t pfn,
+		      struct ptk_object *obj, uint64_t offset)
 {
 	if (!as || !va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK))
 		return -EINVAL;
-	if (kind != PTK_REGION_OBJECT && (flags & (PTK_MAP_SHARED | PTK_MAP_PRIVATE)))
+	unsigned sp = flags & (PTK_MAP_SHARED | PTK_MAP_PRIVATE);
+	if (kind != PTK_REGION_OBJECT && sp)
 		return -EINVAL;
 	PTK_CHECK_AS(as);
+	if (kind == PTK_REGION_OBJECT) {
+		/* Exactly one of SHARED/PRIVATE; no huge leaves in object
+		 * mappings (the cache holds 4 KiB frames); the range inside
+		 * the object's maximum size. */
+		if (!obj || obj->ctx != as->ctx || (sp != PTK_MAP_SHARED && sp != PTK_MAP_PRIVATE) ||
+		    (flags & PTK_MAP_HUGE) || (offset & (PTK_PAGE_SIZE - 1)) ||
+		    offset + len < offset || offset + len > obj->max_size)
+			return -EINVAL;
+		PTK_CONTRACT(obj->magic == PTK_OBJECT_MAGIC, "not a live object (released?)");
+	}
 	ptk_cpu_quiesce_self();
 	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
 	if (!len || (len & (PTK_PAGE_SIZE - 1)) || (*va & (PTK_PAGE_SIZE - 1)))
@@ -270,10 +297,17 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 	/* Everything that can fail comes before anything is changed (region
 	 * splits change no behaviour). */
 	struct ptk_region r = { .start = at, .end = at + len, .prot = prot,
-				.flags = flags & PTK_MAP_HUGE, .kind = kind, .pfn = pfn };
+				.flags = flags & (PTK_MAP_HUGE | PTK_MAP_SHARED | PTK_MAP_PRIVATE),
+				.kind = kind, .pfn = pfn };
+	if (kind == PTK_REGION_OBJECT) {
+		r.obj = obj;
+		r.pgoff = offset >> PTK_PAGE_SHIFT;
+	}
 	rc = ptk_region_reserve(&as->regions, 3);
 	if (!rc && kind == PTK_REGION_ANON)
 		rc = link_anon(as, &r);
+	if (!rc && kind == PTK_REGION_OBJECT)
+		rc = link_object(as, &r);
 	if (rc)
 		goto out;
 	if (fixed && ptk_region_overlaps(&as->regions, at, at + len, false)) {
@@ -282,6 +316,7 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 			rc = ptk_split_boundary(as, at + len);
 		if (rc) {
 			ptk_rmap_unlink(r.anon_link);
+			ptk_rmap_unlink(r.obj_link);
 			goto out;
 		}
 		/* Replace what was there (MAP_FIXED semantics). */
@@ -305,8 +340,16 @@ static int map_common(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned pr
 	*va = at;
 out:
 	ptk_as_write_unlock(as);
-	if (!rc && (flags & PTK_MAP_POPULATE) && kind == PTK_REGION_ANON) {
-		int prc = ptk_populate(as, at, len, (prot & PTK_PROT_WRITE) ?
+	uint64_t plen = len;
+	if (!rc && (flags & PTK_MAP_POPULATE) && kind == PTK_REGION_OBJECT) {
+		/* The pages below the object's size (a fault beyond it is
+		 * -ENXIO, not an error of the map). */
+		uint64_t size = ptk_object_size(obj);
+		plen = size <= offset ? 0 : size - offset < len ? size - offset : len;
+	}
+	if (!rc && (flags & PTK_MAP_POPULATE) && plen &&
+	    (kind == PTK_REGION_ANON || kind == PTK_REGION_OBJECT)) {
+		int prc = ptk_populate(as, at, plen, (prot & PTK_PROT_WRITE) ?
 				       PTK_ACCESS_WRITE : PTK_ACCESS_READ);
 		/* Out of memory while populating: undo the map, so a failed
 		 * call leaves the space as it was (the as.h contract). */
@@ -321,13 +364,19 @@ out:
 int ptk_map_anon(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned prot,
 		 unsigned flags)
 {
-	return map_common(as, va, len, prot, flags, PTK_REGION_ANON, 0);
+	return map_common(as, va, len, prot, flags, PTK_REGION_ANON, 0, NULL, 0);
 }
 
 int ptk_map_special(struct ptk_as *as, uint64_t *va, uint64_t len, uint64_t pfn,
 		    unsigned prot, unsigned flags)
 {
-	return map_common(as, va, len, prot, flags, PTK_REGION_SPECIAL, pfn);
+	return map_common(as, va, len, prot, flags, PTK_REGION_SPECIAL, pfn, NULL, 0);
+}
+
+int ptk_map_object(struct ptk_as *as, uint64_t *va, uint64_t len, unsigned prot,
+		   unsigned flags, struct ptk_object *obj, uint64_t offset)
+{
+	return map_common(as, va, len, prot, flags, PTK_REGION_OBJECT, 0, obj, offset);
 }
 
 /* ---- unmap -------------------------------------------------------------- */
@@ -422,7 +471,21 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
 	struct ptk_gather g;
 	ptk_notify_start(as, va, end);
 	ptk_gather_init(&g, as, false);
-	ptk_change_prot_range(as, &g, va, end, prot & PTK_PROT_WRITE);
+	if (!(prot & PTK_PROT_WRITE)) {
+		ptk_change_prot_range(as, &g, va, end, false);
+	} else {
+		/* Granting write: not to a private object mapping's entries
+		 * (they map the object's pages read-only, or copies whose
+		 * write fault re-grants it: fault_wp()). */
+		for (size_t i = ptk_region_lower(&as->regions, va);
+		     i < as->regions.n && as->regions.v[i].start < end; i++) {
+			struct ptk_region *r = &as->regions.v[i];
+			if (r->kind == PTK_REGION_OBJECT && (r->flags & PTK_MAP_PRIVATE))
+				continue;
+			ptk_change_prot_range(as, &g, r->start > va ? r->start : va,
+					      r->end < end ? r->end : end, true);
+		}
+	}
 	ptk_gather_finish(&g);
 	ptk_notify_end(as, va, end);
 out:
@@ -454,7 +517,9 @@ int ptk_drop(struct ptk_as *as, uint64_t va, uint64_t len)
 	for (size_t i = ptk_region_lower(&as->regions, va);
 	     i < as->regions.n && as->regions.v[i].start < end; i++) {
 		struct ptk_region *r = &as->regions.v[i];
-		if (r->kind != PTK_REGION_ANON)
+		/* Object mappings: the mapping's entries (and a private
+		 * mapping's copies) go; the page cache keeps its frames. */
+		if (r->kind != PTK_REGION_ANON && r->kind != PTK_REGION_OBJECT)
 			continue;
 		uint64_t s = r->start > va ? r->start : va;
 		uint64_t e = r->end < end ? r->end : end;

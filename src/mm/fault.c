@@ -9,6 +9,8 @@
  * Frames are allocated before any lock is taken, so no lock is held across
  * an allocation that zeroes memory.
  */
+#include <string.h>
+
 #include "internal.h"
 
 /* Descend to the table at @target covering @va, allocating tables on the
@@ -190,6 +192,272 @@ out:
 	return rc;
 }
 
+/* Copy the 4 KiB at @src into the fresh frame @dst.  The source may be
+ * written meanwhile through a shared mapping of it (the user's race, as
+ * with the kernel's copy on write): relaxed atomic loads keep that defined
+ * for the C memory model and race detectors; the copy is published by the
+ * release store of the new entry. */
+static void copy_page(void *dst, const void *src)
+{
+	uint64_t *d = dst;
+	const _Atomic uint64_t *s = (const _Atomic uint64_t *)src;
+	for (unsigned i = 0; i < PTK_PAGE_SIZE / sizeof(uint64_t); i++)
+		d[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
+}
+
+/* Write fault at @va where a present leaf lacks write permission, in a
+ * writable private region (anonymous, or an object mapped PTK_MAP_PRIVATE):
+ * copy on write.  An anonymous frame (its owner is an anonymous rmap) that
+ * nothing else references (refcount 1) just gets write permission.
+ * Otherwise: a reference on the old frame is taken under the table lock,
+ * a new data frame is allocated and the 4 KiB copied outside it (owner:
+ * the region's anonymous family, index va >> 12), the leaf replaced under
+ * the table lock if it is unchanged, and the old translation invalidated
+ * through a gather (TLBs, notifiers) before the mapping's reference on the
+ * old frame is dropped.  A huge leaf is split first (ptk_split_boundary),
+ * then the 4 KiB page is copied.  Region lock held (read); not inside a
+ * read-side section.  0 (the caller re-checks: done or retry), -EAGAIN
+ * (the entry changed or vanished: fault again), -ENOMEM. */
+static int fault_wp(struct ptk_as *as, const struct ptk_region *r, uint64_t va)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	va &= ~(PTK_PAGE_SIZE - 1);
+	struct ptk_path path;
+	unsigned got;
+	ptk_rcu_read_lock();
+	int rc = descend_locked(as, va, PTK_LEVEL_PTE, &path, &got);
+	if (rc) {
+		ptk_rcu_read_unlock();
+		return rc;
+	}
+	struct ptk_frame *t = path.table[got];
+	ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
+	ptk_pte_t e = ptk_pte_load(slot);
+	if (got != PTK_LEVEL_PTE) {
+		/* A huge leaf: split it, then copy one 4 KiB page. */
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		rc = ptk_split_boundary(as, va + PTK_PAGE_SIZE);
+		if (!rc)
+			rc = ptk_split_boundary(as, va);
+		return rc ? rc : -EAGAIN;
+	}
+	if (!ptk_pte_present(e)) {
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		return -EAGAIN;
+	}
+	ptk_pte_t want = PTK_PTE_WRITE | PTK_PTE_DIRTY | PTK_PTE_ACCESSED;
+	if (ptk_pte_write(e)) {
+		touch_leaf(slot, e, PTK_ACCESS_WRITE, r->prot);
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		return 0;
+	}
+	struct ptk_frame *old = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
+	PTK_BUG_ON(!old || ptk_pte_special(e), "copy on write of a special leaf");
+	struct ptk_frame *head = ptk_frame_head(ctx, old);
+	struct ptk_rmap *owner = atomic_load_explicit(&head->owner, memory_order_acquire);
+	if (head == old && owner && owner->anon &&
+	    atomic_load_explicit(&old->refcount, memory_order_acquire) == 1) {
+		/* Ours alone: reuse it (no copy, nothing to invalidate: the
+		 * entry only gains a permission). */
+		ptk_pte_store(slot, e | want);
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		return 0;
+	}
+	/* The mapping holds a reference and we hold the table lock: a plain
+	 * increment keeps the old frame while we copy it unlocked. */
+	ptk_frame_get(head);
+	ptk_table_unlock(t);
+	ptk_rcu_read_unlock();
+
+	struct ptk_frame *page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, false);
+	if (!page) {
+		ptk_frame_put(ctx, head);
+		return -ENOMEM;
+	}
+	copy_page(ptk_frame_host(ctx, page), ptk_pfn_host_fast(ctx, ptk_pte_pfn(e)));
+	ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
+			    va >> PTK_PAGE_SHIFT);
+
+	struct ptk_gather g;
+	ptk_notify_start(as, va, va + PTK_PAGE_SIZE);
+	ptk_gather_init(&g, as, false);
+	ptk_rcu_read_lock();
+	rc = descend_locked(as, va, PTK_LEVEL_PTE, &path, &got);
+	if (!rc) {
+		t = path.table[got];
+		slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
+		ptk_pte_t cur = ptk_pte_load(slot);
+		/* Unchanged but for accessed/dirty (another reader may have
+		 * touched it). */
+		const ptk_pte_t ad = PTK_PTE_ACCESSED | PTK_PTE_DIRTY;
+		if (got == PTK_LEVEL_PTE && (cur & ~ad) == (e & ~ad)) {
+			uint64_t flags = ptk_prot_leaf_flags(r->prot) | want;
+			ptk_pte_xchg(slot, ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, page), flags));
+			ptk_gather_note_range(&g, va, va + PTK_PAGE_SIZE, PTK_LEVEL_PTE);
+			/* The mapping's reference on the old frame: dropped
+			 * after the flush invalidated every translation. */
+			ptk_gather_add_page(&g, old);
+			if (g.nr_vas)
+				ptk_gather_flush_vas(&g);
+			page = NULL;
+		} else {
+			rc = -EAGAIN;
+		}
+		ptk_table_unlock(t);
+	}
+	ptk_rcu_read_unlock();
+	ptk_gather_finish(&g);
+	ptk_notify_end(as, va, va + PTK_PAGE_SIZE);
+	ptk_frame_put(ctx, head);      /* ours */
+	if (page)
+		ptk_frame_put(ctx, page);
+	return rc;
+}
+
+/* Install the leaf @flags of frame @f at @va if the slot is empty (the
+ * caller's reference on @f goes to the mapping then: returns true).  Region
+ * lock held (read).  -ENOMEM via *rc. */
+static bool install_leaf(struct ptk_as *as, uint64_t va, struct ptk_frame *f,
+			 uint64_t flags, int *rc)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	struct ptk_path path;
+	unsigned got;
+	bool done = false;
+	ptk_rcu_read_lock();
+	*rc = descend_locked(as, va, PTK_LEVEL_PTE, &path, &got);
+	if (!*rc) {
+		PTK_BUG_ON(got != PTK_LEVEL_PTE, "huge leaf in an object mapping");
+		struct ptk_frame *t = path.table[got];
+		ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
+		if (ptk_pte_none(ptk_pte_load(slot))) {
+			ptk_pte_store(slot, ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, f), flags));
+			atomic_fetch_add_explicit(&t->nr_used, 1, memory_order_relaxed);
+			PTK_AS_ADD(as, rss, 1);
+			PTK_AS_ADD(as, filled, 1);
+			done = true;
+		}
+		ptk_table_unlock(t);
+	}
+	ptk_rcu_read_unlock();
+	return done;
+}
+
+/* Fault on object region @r (the filemap_fault / do_shared_fault /
+ * do_cow_fault analog).  Region lock held (read).  Under the object's
+ * invalidate lock (read side) from the size check to the install, so a
+ * truncate (write side) either runs before (the fault sees the new size)
+ * or after (its walk finds and zaps the new entry). */
+static int fault_object(struct ptk_as *as, const struct ptk_region *r, uint64_t va,
+			unsigned access)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	struct ptk_object *obj = r->obj;
+	bool private = r->flags & PTK_MAP_PRIVATE;
+	bool write = access == PTK_ACCESS_WRITE;
+	uint64_t pgoff = r->pgoff + ((va - r->start) >> PTK_PAGE_SHIFT);
+	va &= ~(PTK_PAGE_SIZE - 1);
+	/* Spurious fault: a lockless look first. */
+	struct ptk_xlate x;
+	ptk_walker_enter(ctx);
+	int seen = ptk_walk(as, va, &x);
+	ptk_walker_exit(ctx);
+	uint64_t need = PTK_PTE_ACCESSED | (write ? PTK_PTE_WRITE | PTK_PTE_DIRTY : 0);
+	if (seen == 0 && (x.pte & need) == need)
+		return 0;
+	unsigned tok = ptk_object_inval_read_lock(obj);
+	int rc = 0;
+	for (int tries = 0; tries < 64; tries++) {
+		if (pgoff >= atomic_load_explicit(&obj->size, memory_order_relaxed) >> PTK_PAGE_SHIFT) {
+			rc = -ENXIO;    /* beyond the end: SIGBUS */
+			break;
+		}
+		ptk_walker_enter(ctx);
+		seen = ptk_walk(as, va, &x);
+		ptk_walker_exit(ctx);
+		if (seen == 0) {
+			if (write && !ptk_pte_write(x.pte) && private) {
+				rc = fault_wp(as, r, va);
+			} else {
+				/* Present: set accessed/dirty (write granted
+				 * only in a shared mapping) under the lock. */
+				struct ptk_path path;
+				unsigned got;
+				ptk_rcu_read_lock();
+				rc = descend_locked(as, va, PTK_LEVEL_PTE, &path, &got);
+				if (!rc) {
+					struct ptk_frame *t = path.table[got];
+					ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
+					ptk_pte_t e = ptk_pte_load(slot);
+					/* A private mapping's read-only entry never
+					 * gains write here (only by fault_wp()). */
+					bool ro = private && !ptk_pte_write(e);
+					if (!ptk_pte_is_leaf(e) || (ro && write))
+						rc = -EAGAIN;
+					else
+						touch_leaf(slot, e, ro ? PTK_ACCESS_READ : access,
+							   r->prot);
+					ptk_table_unlock(t);
+				}
+				ptk_rcu_read_unlock();
+			}
+		} else if (write && private) {
+			/* Copy now (do_cow_fault): the object's page, or zero
+			 * for a hole (which stays a hole). */
+			struct ptk_frame *page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, false);
+			if (!page) {
+				rc = -ENOMEM;
+				break;
+			}
+			struct ptk_frame *src = ptk_object_cache_peek(obj, pgoff);
+			void *dst = ptk_frame_host(ctx, page);
+			if (src)
+				copy_page(dst, ptk_frame_host(ctx, src));
+			else
+				memset(dst, 0, PTK_PAGE_SIZE);
+			ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
+					    va >> PTK_PAGE_SHIFT);
+			uint64_t flags = ptk_prot_leaf_flags(r->prot) | PTK_PTE_ACCESSED |
+					 PTK_PTE_DIRTY;
+			if (!install_leaf(as, va, page, flags, &rc)) {
+				ptk_frame_put(ctx, page);
+				if (!rc)
+					rc = -EAGAIN;   /* someone else installed: look again */
+			}
+		} else {
+			/* Map the object's page (a hole gets a zeroed frame in
+			 * the cache); a private mapping maps it read-only. */
+			struct ptk_frame *f = ptk_object_cache_get(obj, pgoff);
+			if (!f) {
+				rc = -ENOMEM;
+				break;
+			}
+			/* The mapping's reference: the cache's holds @f while we
+			 * hold the invalidate lock. */
+			ptk_frame_get(f);
+			uint64_t flags = PTK_PTE_USER | PTK_PTE_ACCESSED;
+			if (!private && (r->prot & PTK_PROT_WRITE))
+				flags |= PTK_PTE_WRITE;
+			if (!private && write)
+				flags |= PTK_PTE_DIRTY;
+			if (!install_leaf(as, va, f, flags, &rc)) {
+				ptk_frame_put(ctx, f);
+				if (!rc)
+					rc = -EAGAIN;
+			}
+		}
+		if (rc != -EAGAIN)
+			break;
+		rc = 0;
+	}
+	ptk_object_inval_read_unlock(obj, tok);
+	return rc;
+}
+
 int ptk_install_special(struct ptk_as *as, uint64_t start, uint64_t end,
 			uint64_t pfn, uint64_t leaf_flags, bool huge)
 {
@@ -283,6 +551,8 @@ int ptk_fault(struct ptk_as *as, uint64_t va, unsigned access)
 		rc = -EACCES;
 	else if (r->kind == PTK_REGION_ANON)
 		rc = fault_anon(as, r, va, access);
+	else if (r->kind == PTK_REGION_OBJECT)
+		rc = fault_object(as, r, va, access);
 	else
 		rc = 0;     /* special: installed at map time */
 	ptk_as_read_unlock(as, tok);
