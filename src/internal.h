@@ -506,6 +506,13 @@ static inline uint64_t ptk_prot_leaf_flags(unsigned prot)
 	return PTK_PTE_USER | ((prot & PTK_PROT_WRITE) ? PTK_PTE_WRITE : 0);
 }
 
+/* Descend @as to the table at level @target covering @va, allocating
+ * missing tables: 0 with path->table[*got] locked and attached (*got is
+ * @target, or a higher level holding a leaf over @va), or -ENOMEM (nothing
+ * locked).  Inside a read-side section. */
+int ptk_descend_alloc(struct ptk_as *as, uint64_t va, unsigned target,
+		      struct ptk_path *path, unsigned *got);
+
 /* Anonymous 4 KiB leaves for [start, end), frames zeroed, installed now.
  * -ENOMEM (partial installs are left for the caller to zap). */
 int ptk_install_anon(struct ptk_as *as, uint64_t start, uint64_t end,

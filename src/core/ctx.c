@@ -49,9 +49,6 @@ static int fill_config(const struct ptk_ctx_config *in, struct ptk_ctx_config *o
 	    (unsigned)out->tlb_mode > PTK_TLB_LAZY ||
 	    (unsigned)out->rmap_lock > PTK_RMAP_SPIN)
 		return -EINVAL;
-	/* Old designs not implemented yet are refused, not silently replaced. */
-	if (out->rmap_lock != PTK_RMAP_SLEEPING)
-		return -EOPNOTSUPP;
 	return 0;
 }
 
@@ -196,9 +193,9 @@ long ptk_ctx_inject_failure(struct ptk_ctx *ctx, unsigned kinds, long nth)
 	/* Disarmed: nothing remains (a later call must not report a stale
 	 * count from a setting that was cancelled). */
 	atomic_store_explicit(&ctx->inject_nth, 0, memory_order_relaxed);
-	if (nth > 0 && (kinds & PTK_INJECT_ALL)) {
+	if (nth > 0 && (kinds & (PTK_INJECT_ALL | PTK_INJECT_META))) {
 		atomic_store_explicit(&ctx->inject_nth, nth, memory_order_relaxed);
-		atomic_store_explicit(&ctx->inject_kinds, kinds & PTK_INJECT_ALL,
+		atomic_store_explicit(&ctx->inject_kinds, kinds & (PTK_INJECT_ALL | PTK_INJECT_META),
 				      memory_order_relaxed);
 	}
 	return prev > 0 ? prev : 0;
@@ -212,7 +209,7 @@ long ptk_ctx_alloc_count(struct ptk_ctx *ctx, unsigned kinds, int reset)
 	long n = atomic_load_explicit(&ctx->count, memory_order_relaxed);
 	if (reset) {
 		atomic_store_explicit(&ctx->count, 0, memory_order_relaxed);
-		atomic_store_explicit(&ctx->count_kinds, kinds & PTK_INJECT_ALL,
+		atomic_store_explicit(&ctx->count_kinds, kinds & (PTK_INJECT_ALL | PTK_INJECT_META),
 				      memory_order_relaxed);
 	}
 	return n;

@@ -241,6 +241,8 @@ int ptk_rmap_link(struct ptk_rmap *rm, struct ptk_as *as, uint64_t va,
 		  uint64_t first, uint64_t npages, struct ptk_mapping **out)
 {
 	PTK_BUG_ON(npages == 0, "empty mapping");
+	if (ptk_inject_should_fail(rm->ctx, PTK_INJECT_META))
+		return -ENOMEM;
 	struct ptk_mapping *m = ptk_mapping_alloc();
 	if (!m)
 		return -ENOMEM;
