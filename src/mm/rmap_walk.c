@@ -13,10 +13,12 @@
  * va = m->va + ((index - m->first) << 12); the entry is found with a
  * lockless descent, then its table locked and the entry re-checked to map
  * this frame (it may have been unmapped, copied on write or replaced).
- * Huge leaves: a frame inside a 2 MiB anonymous leaf is counted as that
- * leaf (one mapping); unmap clears the whole huge leaf (all 512 pages of
- * the huge frame leave that space at once, as try_to_unmap does for a
- * PMD-mapped THP without TTU_SPLIT_HUGE_PMD).  Unmap clears entries
+ * Huge frames: an entry maps the frame if it is a 4 KiB leaf of it or a
+ * huge leaf containing it (found at the same address: the frame's index
+ * lies inside the huge leaf's range).  Unmap clears a huge leaf whole
+ * (all 512 pages leave that space at once, as try_to_unmap does for a
+ * PMD-mapped THP without TTU_SPLIT_HUGE_PMD: no allocation, cannot fail);
+ * small leaves mapping other pages of the huge frame stay.  Unmap clears entries
  * through one gather per address space met: TLBs invalidated and
  * notifiers called before the mapping's reference is dropped.
  */
@@ -27,22 +29,19 @@
 
 struct frame_walk {
 	struct ptk_ctx *ctx;
-	struct ptk_frame *head;      /* the frame's head (huge) or itself */
-	uint64_t index;              /* the frame's page index in the rmap */
+	uint64_t pfn;                /* the frame looked for */
+	uint64_t index;              /* its page index in the rmap */
 	bool unmap;
 	int found;
 };
 
-/* Find the leaf mapping @va in @as that maps a page of @head; with @unmap
- * clear it through a gather.  Returns 1 if found, else 0.  Not inside a
+/* Find the leaf mapping @va in @as if it maps frame fw->pfn (a 4 KiB leaf
+ * of it, or a huge leaf containing it); with @unmap clear it through a
+ * gather.  Returns 1 if found, else 0.  Not inside a
  * section; caller holds the rmap lock (which keeps @as alive). */
 static int visit(struct frame_walk *fw, struct ptk_as *as, uint64_t va)
 {
 	struct ptk_ctx *ctx = fw->ctx;
-	uint64_t hpfn = ptk_frame_pfn_fast(ctx, fw->head);
-	bool huge_frame = atomic_load_explicit(&fw->head->type, memory_order_relaxed) ==
-			  PTK_FRAME_HUGE;
-	uint64_t npfn = huge_frame ? PTK_TABLE_SLOTS : 1;
 	int found = 0;
 	struct ptk_gather g;
 	bool gathering = false;
@@ -66,7 +65,8 @@ restart:;
 			continue;
 		}
 		uint64_t pfn = ptk_pte_pfn(e);
-		if (ptk_pte_special(e) || pfn < hpfn || pfn >= hpfn + npfn)
+		uint64_t npfn = ptk_level_size(level) >> PTK_PAGE_SHIFT;
+		if (ptk_pte_special(e) || fw->pfn < pfn || fw->pfn >= pfn + npfn)
 			break;          /* maps something else (copied, replaced) */
 		struct ptk_frame *t = path.table[level];
 		if (!ptk_table_lock_attached(as, &path, level))
@@ -136,29 +136,15 @@ static int frame_walk(struct ptk_ctx *ctx, uint64_t pfn, bool unmap)
 	if (type != PTK_FRAME_DATA && type != PTK_FRAME_HUGE && type != PTK_FRAME_HUGE_TAIL)
 		return -EINVAL;
 	ptk_cpu_quiesce_self();
-	struct frame_walk fw = { .ctx = ctx, .unmap = unmap };
-	uint64_t index;
-	struct ptk_rmap *rm = ptk_frame_owner_get(ctx, f, &index);
+	struct frame_walk fw = { .ctx = ctx, .pfn = pfn, .unmap = unmap };
+	struct ptk_rmap *rm = ptk_frame_owner_get(ctx, f, &fw.index);
 	if (!rm)
 		return -ENOENT;
-	fw.head = ptk_frame_head(ctx, f);
-	/* A huge leaf is found at any of its pages: walk at the head's
-	 * index range, each mapping visited once (at its first page in it). */
-	uint64_t first = index, last = index;
-	if (atomic_load_explicit(&fw.head->type, memory_order_relaxed) == PTK_FRAME_HUGE) {
-		first = index - (uint64_t)(f - fw.head);
-		last = first + PTK_TABLE_SLOTS - 1;
-	}
 	int total = 0;
 	for (;;) {
 		fw.found = 0;
 		ptk_rmap_read_lock(&rm->lock);
-		for (uint64_t i = first; i <= last; i++) {
-			fw.index = i;
-			ptk_rmap_walk(rm, i, i, visit_mapping, &fw);
-			if (fw.found && !unmap)
-				break;
-		}
+		ptk_rmap_walk(rm, fw.index, fw.index, visit_mapping, &fw);
 		ptk_rmap_unlock(&rm->lock);
 		total += fw.found;
 		/* A clone may have copied an entry into a space this pass had
