@@ -13,6 +13,7 @@ extern const struct bench_scenario bench_gather_unmap, bench_gather_latency;
 extern const struct bench_scenario bench_tlb_hit, bench_tlb_shootdown;
 extern const struct bench_scenario bench_peers;
 extern const struct bench_scenario bench_replay;
+extern const struct bench_scenario bench_fork;
 
 const struct bench_scenario *const bench_scenarios[] = {
 	&bench_fault_anon,
@@ -27,6 +28,7 @@ const struct bench_scenario *const bench_scenarios[] = {
 	&bench_tlb_shootdown,
 	&bench_peers,
 	&bench_replay,
+	&bench_fork,
 	NULL,
 };
 
