@@ -139,6 +139,7 @@ static int fault_wp(struct ptk_as *as, const struct ptk_region *r, uint64_t va)
 	struct ptk_ctx *ctx = as->ctx;
 	struct ptk_frame *page = NULL, *old = NULL;
 	uint64_t pva = va & ~(PTK_PAGE_SIZE - 1);
+	struct ptk_gather g;
 	int rc;
 	ptk_rcu_read_lock();
 restart:;
@@ -199,9 +200,9 @@ restart:;
 		ptk_rcu_read_unlock();
 		uint64_t cut = pva == ptk_level_base(va, level) ? pva + PTK_PAGE_SIZE : pva;
 		rc = ptk_split_boundary(as, cut);
-		if (rc)
-			return rc;
 		ptk_rcu_read_lock();
+		if (rc)
+			goto out;
 		goto restart;
 	}
 	if (!page) {
@@ -219,6 +220,11 @@ restart:;
 		memcpy(ptk_frame_host(ctx, page), ptk_frame_host(ctx, f), PTK_PAGE_SIZE);
 		ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
 				    pva >> PTK_PAGE_SHIFT);
+		/* Notifiers before the entry changes, and the gather started,
+		 * with no table lock held (the old design's gather_init may
+		 * wait for its CPU's array). */
+		ptk_notify_start(as, pva, pva + PTK_PAGE_SIZE);
+		ptk_gather_init(&g, as, false);
 		ptk_rcu_read_lock();
 		goto restart;   /* re-check: the leaf must still map @old */
 	}
@@ -227,6 +233,8 @@ restart:;
 		 * or replaced): copy again from what it maps now. */
 		ptk_table_unlock(t);
 		ptk_rcu_read_unlock();
+		ptk_gather_finish(&g);
+		ptk_notify_end(as, pva, pva + PTK_PAGE_SIZE);
 		ptk_frame_put(ctx, old);
 		ptk_frame_put(ctx, page);
 		page = old = NULL;
@@ -235,8 +243,6 @@ restart:;
 	}
 	/* Replace the leaf; the old translation is invalidated (and the
 	 * mapping's reference dropped) by the gather after the unlock. */
-	struct ptk_gather g;
-	ptk_gather_init(&g, as, false);
 	ptk_pte_t ne = ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, page),
 		(e & ~(PTK_PTE_PFN_MASK | PTK_PTE_PRESENT | PTK_PTE_LEAF)) | wr);
 	ptk_pte_store(slot, ne);
@@ -247,15 +253,17 @@ restart:;
 		ptk_gather_flush_vas(&g);   /* hash-style consumers, lock held */
 	ptk_table_unlock(t);
 	ptk_rcu_read_unlock();
-	ptk_notify_start(as, pva, pva + PTK_PAGE_SIZE);
 	ptk_gather_finish(&g);
 	ptk_notify_end(as, pva, pva + PTK_PAGE_SIZE);
 	ptk_frame_put(ctx, old);       /* our copy reference */
 	return 0;
 out:
 	ptk_rcu_read_unlock();
-	if (page)
+	if (page) {
+		ptk_gather_finish(&g);  /* empty: started with the copy */
+		ptk_notify_end(as, pva, pva + PTK_PAGE_SIZE);
 		ptk_frame_put(ctx, page);
+	}
 	if (old)
 		ptk_frame_put(ctx, old);
 	return rc;

@@ -19,7 +19,9 @@
  *     ptk_rmap_count(pfn) is 0: no space maps it any more, not even one
  *     a concurrent clone copied it into;
  *   - every frame is back in the pool at the end.
- * Runs the sleeping rmap locks, then the spinning ones (the old design).
+ * Runs the sleeping rmap locks, then the spinning ones (the old design),
+ * then the spinning ones with every other old design (legacy gather, IPI
+ * walkers, lazy TLB).
  *
  * Owner operations are a table (owner_ops[]): a new operation (truncate of
  * a shared object, for instance) is one function and one row.
@@ -320,12 +322,17 @@ static void *unmapper_main(void *arg)
 	return NULL;
 }
 
-static void run(enum ptk_rmap_lock design, double seconds)
+static void run(enum ptk_rmap_lock design, bool old, double seconds)
 {
 	struct ptk_ctx_config cfg;
 	ptk_ctx_config_default(&cfg);
 	cfg.pool_bytes = 192 * MiB;
 	cfg.rmap_lock = design;
+	if (old) {
+		cfg.gather_mode = PTK_GATHER_LEGACY;
+		cfg.walk_mode = PTK_WALK_IPI;
+		cfg.tlb_mode = PTK_TLB_LAZY;
+	}
 	if (ptk_ctx_create(&cfg, &ctx)) {
 		FAIL("context creation failed\n");
 		return;
@@ -377,10 +384,11 @@ static void run(enum ptk_rmap_lock design, double seconds)
 		FAIL("stress_fork: %" PRIu64 " frames still in use, %" PRIu64 "/%" PRIu64 " free\n",
 		     in_use, ps.free, ps.capacity);
 	ptk_ctx_destroy(ctx);
-	printf("  rmap=%s: %" PRIu64 " owner ops, %" PRIu64 " clones, %" PRIu64 " COW checks, %"
+	printf("  rmap=%s%s: %" PRIu64 " owner ops, %" PRIu64 " clones, %" PRIu64 " COW checks, %"
 	       PRIu64 " walks, %" PRIu64 " lock_all, %" PRIu64 " unmap_frame (%" PRIu64
 	       " entries cleared), %" PRIu64 " zero reads after unmap\n",
-	       design == PTK_RMAP_SPIN ? "spin" : "sleeping", ops, clones, cow,
+	       design == PTK_RMAP_SPIN ? "spin" : "sleeping",
+	       old ? " gather=legacy walk=ipi tlb=lazy" : "", ops, clones, cow,
 	       (uint64_t)n_walks, (uint64_t)n_lockall, (uint64_t)n_unmaps,
 	       (uint64_t)n_unmapped, (uint64_t)n_zero_reads);
 	fflush(stdout);
@@ -412,9 +420,11 @@ int main(int argc, char **argv)
 	printf("stress_fork: seed %" PRIu64 " (rerun with -s %" PRIu64 "), %u owners, %.1f s\n",
 	       seed, seed, nowners, seconds);
 	fflush(stdout);
-	run(PTK_RMAP_SLEEPING, seconds * 0.5);
+	run(PTK_RMAP_SLEEPING, false, seconds * 0.4);
 	if (!failures)
-		run(PTK_RMAP_SPIN, seconds * 0.5);
+		run(PTK_RMAP_SPIN, false, seconds * 0.4);
+	if (!failures)
+		run(PTK_RMAP_SPIN, true, seconds * 0.2);
 	printf("%d passed, %d failed\n", failures == 0, failures != 0);
 	return failures ? 1 : 0;
 }

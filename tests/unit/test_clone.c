@@ -13,11 +13,17 @@
 #define RW    (PTK_PROT_READ | PTK_PROT_WRITE)
 #define BASE  (UINT64_C(1) << 32)
 
-/* Every test runs in both rmap-lock designs (sleeping, then spinning). */
+/* When set, the other designs of the context come from here (the old
+ * gather, walkers and TLB mode beside the spinning rmap locks). */
+static const struct ptk_ctx_config *old_designs;
+
+/* Tests run in both rmap-lock designs (sleeping, then spinning). */
 static struct ptk_ctx *ctx_design(uint64_t pool, enum ptk_rmap_lock design)
 {
 	struct ptk_ctx_config cfg;
 	ptk_ctx_config_default(&cfg);
+	if (old_designs)
+		cfg = *old_designs;
 	cfg.pool_bytes = pool ? pool : 64 * MiB;
 	cfg.rmap_lock = design;
 	struct ptk_ctx *ctx = NULL;
@@ -241,6 +247,24 @@ static void fork_chain_d(enum ptk_rmap_lock d, uint64_t seed)
 }
 static void fork_chain(void **s) { (void)s; fork_chain_d(PTK_RMAP_SLEEPING, 1); fork_chain_d(PTK_RMAP_SLEEPING, 77); }
 static void fork_chain_spin(void **s) { (void)s; fork_chain_d(PTK_RMAP_SPIN, 5); }
+
+/* Every old design at once: legacy gather (region lock over unmaps, the
+ * per-CPU gather, also taken by COW faults and clones), IPI walkers, lazy
+ * TLB invalidation, spinning rmap locks. */
+static void old_designs_run(void (*fn)(void))
+{
+	struct ptk_ctx_config cfg;
+	ptk_ctx_config_default(&cfg);
+	cfg.gather_mode = PTK_GATHER_LEGACY;
+	cfg.walk_mode = PTK_WALK_IPI;
+	cfg.tlb_mode = PTK_TLB_LAZY;
+	cfg.kernel_sync = PTK_KSYNC_LEGACY;
+	old_designs = &cfg;
+	fn();
+	old_designs = NULL;
+}
+static void chain_old(void) { fork_chain_d(PTK_RMAP_SPIN, 9); }
+static void fork_chain_old_designs(void **s) { (void)s; old_designs_run(chain_old); }
 
 /* ---- reverse-map walks ----------------------------------------------------- */
 
@@ -554,6 +578,7 @@ int main(void)
 		cmocka_unit_test(destroy_parent_first_spin),
 		cmocka_unit_test(fork_chain),
 		cmocka_unit_test(fork_chain_spin),
+		cmocka_unit_test(fork_chain_old_designs),
 		cmocka_unit_test(rmap_count_and_unmap),
 		cmocka_unit_test(rmap_count_and_unmap_spin),
 		cmocka_unit_test(rmap_special_and_tables),
