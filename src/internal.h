@@ -114,6 +114,11 @@ struct ptk_ctx {
 	struct ptk_cpu *_Atomic cpus[PTK_TLB_MAX_CPUS];
 	/* PTK_GATHER_LEGACY: one fixed gather per shard (gather.c) */
 	struct ptk_legacy_gather *legacy_gathers;
+	/* Dead anonymous families, kept for reuse until the context goes
+	 * (type-stable memory, rmap.c): a frame's stale owner pointer always
+	 * points to a struct ptk_rmap. */
+	struct ptk_lock anon_free_lock;
+	_Atomic(struct ptk_rmap *) anon_free;   /* written under anon_free_lock */
 };
 
 /* Shard of the calling thread's CPU. */
@@ -312,6 +317,7 @@ struct ptk_rmap {
 	struct ptk_ctx *ctx;
 	void (*release)(struct ptk_rmap *);   /* last reference gone */
 	struct rcu_head rcu;         /* freed after a grace period */
+	struct ptk_rmap *free_next;  /* anonymous: on ctx->anon_free */
 };
 
 /* One region's link in a reverse map: page indexes [first, last] mapped at
@@ -332,6 +338,8 @@ void ptk_rmap_init(struct ptk_rmap *rm, struct ptk_ctx *ctx, bool anon,
 		   void (*release)(struct ptk_rmap *));
 /* A new anonymous family with one reference, or NULL. */
 struct ptk_rmap *ptk_rmap_anon_create(struct ptk_ctx *ctx);
+/* Context teardown: free the dead families kept for reuse. */
+void ptk_rmap_anon_fini(struct ptk_ctx *ctx);
 void ptk_rmap_get(struct ptk_rmap *rm);
 /* Reference unless already dead; inside a read-side section. */
 bool ptk_rmap_try_get(struct ptk_rmap *rm);

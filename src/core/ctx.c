@@ -103,6 +103,7 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		ptk_lock_init(&ctx->shards[i].lock);
 	ptk_lock_init(&ctx->pool_lock);
+	ptk_lock_init(&ctx->anon_free_lock);
 	ptk_kernel_init(ctx);
 	ctx->rcu_percpu = ptk_rcu_percpu_callbacks();
 	ptk_lock_init(&ctx->cpu_lock);
@@ -150,6 +151,7 @@ void ptk_ctx_destroy(struct ptk_ctx *ctx)
 	/* The kernel half: the reference root and every shared table. */
 	ptk_kernel_fini(ctx);
 	ptk_rcu_barrier();
+	ptk_rmap_anon_fini(ctx);    /* after every family's RCU callback */
 	ctx->magic = 0;
 	for (unsigned i = 0; i < ctx->nshards; i++) {
 		ptk_lock_destroy(&ctx->shards[i].lock);

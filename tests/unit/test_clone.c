@@ -302,8 +302,24 @@ static void rmap_count_and_unmap_d(enum ptk_rmap_lock d)
 	assert_int_equal(ptk_rmap_unmap_frame(ctx, own), 1);
 	assert_int_equal(rd(as[1], BASE + PG), 0);
 	assert_int_equal(rd(as[3], BASE + PG), 43);
+	/* A pinned frame outlives its mappings and its family: the walk
+	 * finds no family (a dead one is never followed, nor freed memory). */
+	uint64_t pinned;
+	assert_int_equal(ptk_pin(as[3], BASE + 2 * PG, 1, PTK_ACCESS_WRITE, &pinned), 0);
 	for (unsigned k = 0; k < 4; k++)
 		ptk_as_destroy(as[k]);
+	ptk_ctx_quiesce(ctx);
+	assert_int_equal(refs(ctx, pinned), 1);
+	assert_int_equal(ptk_rmap_count(ctx, pinned), -ENOENT);
+	assert_int_equal(ptk_rmap_unmap_frame(ctx, pinned), -ENOENT);
+	/* Families are reused: a new one may take the dead one's memory. */
+	struct ptk_as *again = new_as(ctx);
+	map_at(again, BASE, 4 * PG, 0);
+	wr(again, BASE + 2 * PG, 5);
+	int rc = ptk_rmap_count(ctx, pinned);
+	assert_true(rc == 0 || rc == -ENOENT);
+	ptk_unpin(ctx, &pinned, 1);
+	ptk_as_destroy(again);
 	test_teardown(ctx, NULL);
 }
 static void rmap_count_and_unmap(void **s) { (void)s; rmap_count_and_unmap_d(PTK_RMAP_SLEEPING); }
