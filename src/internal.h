@@ -368,6 +368,26 @@ void ptk_frame_set_owner(struct ptk_frame *f, struct ptk_rmap *rm, uint64_t inde
 struct ptk_rmap *ptk_frame_owner_get(struct ptk_ctx *ctx, struct ptk_frame *f,
 				     uint64_t *index);
 
+/* Whether leaf @e (at @level) may be made writable in place: a special
+ * leaf (no copy on write), or an anonymous frame (its owner is an
+ * anonymous family) whose only reference is this leaf's - a huge leaf's
+ * head at refcount 1, or a 4 KiB frame that is not part of a huge one.
+ * Anything else is shared (a clone, a pin, a page of an object, a split
+ * huge frame) and is copied on write (fault.c, fault_wp).  Caller holds
+ * the table lock of @e. */
+static inline bool ptk_leaf_exclusive(struct ptk_ctx *ctx, ptk_pte_t e, unsigned level)
+{
+	if (ptk_pte_special(e))
+		return true;
+	struct ptk_frame *f = &ctx->frames[ptk_pte_pfn(e)];
+	struct ptk_frame *head = ptk_frame_head(ctx, f);
+	if (level == 0 && head != f)
+		return false;
+	struct ptk_rmap *owner = atomic_load_explicit(&head->owner, memory_order_relaxed);
+	return owner && owner->anon &&
+	       atomic_load_explicit(&head->refcount, memory_order_acquire) == 1;
+}
+
 /* ---- region set (region.c); caller holds the region lock --------------- */
 
 /* Region containing @va, or NULL.  Read or write lock. */

@@ -64,12 +64,14 @@ static void copy_leaf(struct clone_walk *w, ptk_slot_t *ps, ptk_pte_t e,
 		ptk_frame_get(ptk_frame_head(ctx, f));
 		w->rss += (int64_t)(ptk_level_size(level) >> PTK_PAGE_SHIFT);
 		if (w->private_) {
-			ce = e & ~PTK_PTE_WRITE;
-			if (ptk_pte_write(e)) {
+			/* Both sides read-only and marked: shared until a
+			 * write fault copies (or reuses) the frame. */
+			ce = (e & ~PTK_PTE_WRITE) | PTK_PTE_COW;
+			if (ce != e)
 				ptk_pte_store(ps, ce);
+			if (ptk_pte_write(e))
 				ptk_gather_note_range(&w->g, base, base + ptk_level_size(level),
 						      level);
-			}
 		}
 	}
 	PTK_BUG_ON(!ptk_pte_none(ptk_pte_load(cs)), "child slot in use");

@@ -183,12 +183,9 @@ restart:;
 	struct ptk_frame *f = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e) +
 		((va & (ptk_level_size(level) - 1)) >> PTK_PAGE_SHIFT));
 	struct ptk_frame *head = ptk_frame_head(ctx, f);
-	struct ptk_rmap *owner = atomic_load_explicit(&head->owner, memory_order_relaxed);
-	bool exclusive = owner && owner->anon &&
-		atomic_load_explicit(&head->refcount, memory_order_acquire) == 1;
-	if (exclusive && (level > 0 || head == f)) {
+	if (ptk_leaf_exclusive(ctx, e, level)) {
 		/* Reuse: the only reference is this mapping's. */
-		ptk_pte_store(slot, e | wr);
+		ptk_pte_store(slot, (e | wr) & ~PTK_PTE_COW);
 		ptk_table_unlock(t);
 		rc = 0;
 		goto out;
@@ -244,7 +241,7 @@ restart:;
 	/* Replace the leaf; the old translation is invalidated (and the
 	 * mapping's reference dropped) by the gather after the unlock. */
 	ptk_pte_t ne = ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, page),
-		(e & ~(PTK_PTE_PFN_MASK | PTK_PTE_PRESENT | PTK_PTE_LEAF)) | wr);
+		(e & ~(PTK_PTE_PFN_MASK | PTK_PTE_PRESENT | PTK_PTE_LEAF | PTK_PTE_COW)) | wr);
 	ptk_pte_store(slot, ne);
 	ptk_gather_note_range(&g, pva, pva + PTK_PAGE_SIZE, 0);
 	bool full = ptk_gather_add_page(&g, f);

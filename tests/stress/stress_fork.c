@@ -201,6 +201,18 @@ static void op_drop(struct owner *o)
 	o->model[k][i] = 0;
 }
 
+/* Read-only and back: must not make a shared (COW) frame writable. */
+static void op_protect(struct owner *o)
+{
+	unsigned k = (unsigned)(rnd(&o->rng) % SPACES);
+	if (!o->as[k])
+		return;
+	if (ptk_protect(o->as[k], BASE, SMALL << PTK_PAGE_SHIFT, PTK_PROT_READ) ||
+	    ptk_protect(o->as[k], BASE, SMALL << PTK_PAGE_SHIFT,
+			PTK_PROT_READ | PTK_PROT_WRITE))
+		FAIL("owner %u: protect failed\n", o->id);
+}
+
 static void op_check_space(struct owner *o)
 {
 	unsigned k = (unsigned)(rnd(&o->rng) % SPACES);
@@ -221,6 +233,7 @@ static const struct owner_op {
 	{ "clone",       op_clone,        3 },
 	{ "exit",        op_exit,         2 },
 	{ "drop",        op_drop,         1 },
+	{ "protect",     op_protect,      1 },
 	{ "check_space", op_check_space,  2 },
 };
 #define NOPS (sizeof(owner_ops) / sizeof(owner_ops[0]))

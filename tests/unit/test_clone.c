@@ -142,6 +142,46 @@ static void cow_shares_then_breaks_d(enum ptk_rmap_lock d)
 static void cow_shares_then_breaks(void **s) { (void)s; cow_shares_then_breaks_d(PTK_RMAP_SLEEPING); }
 static void cow_shares_then_breaks_spin(void **s) { (void)s; cow_shares_then_breaks_d(PTK_RMAP_SPIN); }
 
+/* Making a range writable again does not grant write to shared frames. */
+static void protect_keeps_cow(void **s)
+{
+	(void)s;
+	struct ptk_ctx *ctx = ctx_design(0, PTK_RMAP_SLEEPING);
+	struct ptk_as *p = new_as(ctx);
+	map_at(p, BASE, 4 * PG, 0);
+	for (unsigned i = 0; i < 4; i++)
+		wr(p, BASE + i * PG, 20 + i);
+	struct ptk_as *c = clone_ok(p);
+	assert_int_equal(ptk_protect(c, BASE, 4 * PG, PTK_PROT_READ), 0);
+	assert_int_equal(ptk_protect(c, BASE, 4 * PG, RW), 0);
+	assert_int_equal(ptk_protect(p, BASE, 4 * PG, RW), 0);
+	assert_false(ptk_pte_write(xl(c, BASE).pte));
+	assert_false(ptk_pte_write(xl(p, BASE).pte));
+	wr(c, BASE, 1);
+	wr(p, BASE + PG, 2);
+	assert_int_equal(rd(p, BASE), 20);
+	assert_int_equal(rd(c, BASE + PG), 21);
+	/* The child gone, the leaf is still marked: the write fault finds
+	 * the frame exclusive and reuses it (no copy), and from then on
+	 * protect grants write in place. */
+	ptk_as_destroy(c);
+	uint64_t pfn = xl(p, BASE + 2 * PG).pfn;
+	assert_true(xl(p, BASE + 2 * PG).pte & PTK_PTE_COW);
+	wr(p, BASE + 2 * PG, 3);
+	assert_int_equal(xl(p, BASE + 2 * PG).pfn, pfn);
+	assert_false(xl(p, BASE + 2 * PG).pte & PTK_PTE_COW);
+	assert_int_equal(ptk_protect(p, BASE, 4 * PG, PTK_PROT_READ), 0);
+	assert_int_equal(ptk_protect(p, BASE, 4 * PG, RW), 0);
+	assert_true(ptk_pte_write(xl(p, BASE + 2 * PG).pte));
+	/* A plain read-only leaf (never cloned) is made writable by protect. */
+	map_at(p, BASE + 64 * PG, PG, 0);
+	wr(p, BASE + 64 * PG, 1);
+	assert_int_equal(ptk_protect(p, BASE + 64 * PG, PG, PTK_PROT_READ), 0);
+	assert_int_equal(ptk_protect(p, BASE + 64 * PG, PG, RW), 0);
+	assert_true(ptk_pte_write(xl(p, BASE + 64 * PG).pte));
+	test_teardown(ctx, p);
+}
+
 static void destroy_order_d(enum ptk_rmap_lock d, bool parent_first)
 {
 	struct ptk_ctx *ctx = ctx_design(0, d);
@@ -589,6 +629,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cow_shares_then_breaks),
 		cmocka_unit_test(cow_shares_then_breaks_spin),
+		cmocka_unit_test(protect_keeps_cow),
 		cmocka_unit_test(destroy_parent_first),
 		cmocka_unit_test(destroy_child_first),
 		cmocka_unit_test(destroy_parent_first_spin),
