@@ -11,7 +11,9 @@
  * CPUs (oversubscribed: a lock holder can be preempted).  Both rmap-lock
  * designs run in the same repetition, one after the other, each in its
  * own context: "sleeping" (the default, rwlock) and "spin" (the old
- * design).  Metric: clones/s (total over threads); ratio sleeping/spin.
+ * design).  Also with a 64 KiB parent, where the clone copies little and
+ * the family's lock is a larger share.  Metric: clones/s (total over
+ * threads); ratio sleeping/spin.
  *
  * COW fault cost: write faults on every page of a clone of the parent
  * (each allocates, copies 4 KiB and replaces a write-protected entry)
@@ -177,35 +179,40 @@ static int run_fork(const struct bench_params *p)
 {
 	uint64_t size = p->size ? p->size : (p->quick ? 1u << 20 : 8u << 20);
 	size = (size + PTK_PAGE_SIZE - 1) & ~(uint64_t)(PTK_PAGE_SIZE - 1);
-	double secs = p->seconds ? p->seconds : (p->quick ? 0.04 : 0.4);
+	double secs = p->seconds ? p->seconds : (p->quick ? 0.04 : 0.2);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned over = 4 * (unsigned)(cpus > 0 ? cpus : 1);
 	unsigned counts[3] = { 1, p->threads ? p->threads : 2, over };
+	/* A small parent too: the less a clone copies, the larger the share
+	 * of the family's rmap lock (link at clone, unlink at exit). */
+	uint64_t sizes[2] = { 64u << 10, size };
 	static const char *names[2] = { "sleeping", "spin" };
-	for (unsigned ci = 0; ci < 3; ci++) {
+	for (unsigned si = 0; si < 2; si++)
+	for (unsigned ci = 0; ci < 3; ci++)
+	for (int w = 1; w >= 0; w--) {
 		unsigned n = counts[ci];
-		if (ci > 0 && n == counts[ci - 1])
+		if ((ci > 0 && n == counts[ci - 1]) || (si == 0 && size <= sizes[0]))
 			continue;
-		for (int w = 0; w < 2; w++) {
-			char params[96];
-			snprintf(params, sizeof(params), "threads=%u,size=%lluM,child_write=%s", n,
-				 (unsigned long long)(size >> 20), w ? "yes" : "no");
-			bench_progress("fork: %s", params);
-			/* Both designs in the same repetition; the order
-			 * alternates between repetitions. */
-			for (int k = 0; k < 2; k++) {
-				int d = (k + (int)p->rep) & 1;
-				double rate = 0;
-				int rc = fork_loop(d ? PTK_RMAP_SPIN : PTK_RMAP_SLEEPING, n, size,
-						   secs, w, &rate);
-				if (rc) {
-					fprintf(stderr, "fork: %s %s: error %d\n", names[d], params, rc);
-					return rc;
-				}
-				bench_sample("fork", names[d], params, "clones/s", "1/s", rate);
+		if (!w && (ci > 0 || si == 0))
+			continue;       /* child_write=no: one point, for reference */
+		char params[96];
+		snprintf(params, sizeof(params), "threads=%u,size=%lluK,child_write=%s", n,
+			 (unsigned long long)(sizes[si] >> 10), w ? "yes" : "no");
+		bench_progress("fork: %s", params);
+		/* Both designs in the same repetition; the order alternates
+		 * between repetitions. */
+		for (int k = 0; k < 2; k++) {
+			int d = (k + (int)p->rep) & 1;
+			double rate = 0;
+			int rc = fork_loop(d ? PTK_RMAP_SPIN : PTK_RMAP_SLEEPING, n, sizes[si],
+					   secs, w, &rate);
+			if (rc) {
+				fprintf(stderr, "fork: %s %s: error %d\n", names[d], params, rc);
+				return rc;
 			}
-			bench_compare("fork", "clones/s", params, "sleeping", "spin", "higher");
+			bench_sample("fork", names[d], params, "clones/s", "1/s", rate);
 		}
+		bench_compare("fork", "clones/s", params, "sleeping", "spin", "higher");
 	}
 	double cow = 0, anon = 0;
 	int rc = cow_cost(size, &cow, &anon);
