@@ -476,6 +476,24 @@ static void special_copied(void **s)
 	test_teardown(ctx, p);
 }
 
+static void five_levels(void **s)
+{
+	(void)s;
+	struct ptk_ctx *ctx = ctx_design(0, PTK_RMAP_SLEEPING);
+	struct ptk_as *p = NULL;
+	assert_int_equal(ptk_as_create(ctx, 5, &p), 0);
+	uint64_t hi = UINT64_C(1) << 52;
+	map_at(p, hi, 2 * PG, 0);
+	wr(p, hi, 11);
+	struct ptk_as *c = clone_ok(p);
+	assert_int_equal(ptk_as_levels(c), 5);
+	assert_int_equal(rd(c, hi), 11);
+	wr(c, hi, 12);
+	assert_int_equal(rd(p, hi), 11);
+	ptk_as_destroy(c);
+	test_teardown(ctx, p);
+}
+
 /* ---- failure injection ------------------------------------------------------ */
 
 static void clone_inject_d(enum ptk_rmap_lock d)
@@ -641,6 +659,7 @@ int main(void)
 		cmocka_unit_test(rmap_special_and_tables),
 		cmocka_unit_test(huge_cow),
 		cmocka_unit_test(special_copied),
+		cmocka_unit_test(five_levels),
 		cmocka_unit_test(clone_inject),
 		cmocka_unit_test(clone_inject_spin),
 		cmocka_unit_test(lock_all_basic),
