@@ -15,6 +15,8 @@
  *   - walkers only ever see zero or a well-formed stamp of the space's
  *     owner (no torn value, no other thread's value, no poisoned freed
  *     frame: debug builds poison freed frames);
+ *   - a notifier registered meanwhile never sees a teardown's end without
+ *     its start (registration takes every lock: ptk_as_lock_all);
  *   - after ptk_rmap_unmap_frame(pfn) returns, with the frame pinned,
  *     ptk_rmap_count(pfn) is 0: no space maps it any more, not even one
  *     a concurrent clone copied it into;
@@ -281,10 +283,52 @@ static void *walker_main(void *arg)
 	return NULL;
 }
 
+/* A notifier registered and unregistered while everything runs: no
+ * teardown may be seen half-notified (an end without its start: it began
+ * before the registration, which takes every lock and waits for it). */
+struct count_notifier {
+	struct ptk_notifier n;
+	_Atomic long starts, ends;
+};
+
+static void cn_start(struct ptk_notifier *n, struct ptk_as *as, uint64_t s, uint64_t e)
+{
+	(void)as; (void)s; (void)e;
+	struct count_notifier *c = (struct count_notifier *)n;
+	c->starts++;
+}
+
+static void cn_end(struct ptk_notifier *n, struct ptk_as *as, uint64_t s, uint64_t e)
+{
+	(void)as; (void)s; (void)e;
+	struct count_notifier *c = (struct count_notifier *)n;
+	if (++c->ends > c->starts)
+		FAIL("notifier: an end without its start (registered mid-teardown)\n");
+}
+
+static const struct ptk_notifier_ops cn_ops = {
+	.invalidate_range_start = cn_start, .invalidate_range_end = cn_end,
+};
+static _Atomic uint64_t n_notified;
+
 static void *lockall_main(void *arg)
 {
 	struct helper *h = arg;
 	while (!stop) {
+		if (rnd(&h->rng) % 4 == 0) {
+			struct ptk_as *as = anchors[rnd(&h->rng) % nowners];
+			struct count_notifier cn = { .n = { .ops = &cn_ops } };
+			int rc = ptk_notifier_register(as, &cn.n);
+			if (rc) {
+				if (rc != -ENOMEM)
+					FAIL("notifier_register: %d\n", rc);
+				continue;
+			}
+			usleep(200);
+			ptk_notifier_unregister(as, &cn.n);
+			n_notified += (uint64_t)cn.ends;
+			continue;
+		}
 		struct ptk_as *as = anchors[rnd(&h->rng) % nowners];
 		struct ptk_all_locks *l;
 		int rc = ptk_as_lock_all(as, &l);
@@ -351,7 +395,7 @@ static void run(enum ptk_rmap_lock design, bool old, double seconds)
 		return;
 	}
 	stop = 0;
-	n_walks = n_lockall = n_unmaps = n_unmapped = n_zero_reads = 0;
+	n_walks = n_lockall = n_unmaps = n_unmapped = n_zero_reads = n_notified = 0;
 	static struct owner o[MAXO];
 	pthread_t ot[MAXO], ht[4];
 	struct helper h[4];
@@ -399,11 +443,12 @@ static void run(enum ptk_rmap_lock design, bool old, double seconds)
 	ptk_ctx_destroy(ctx);
 	printf("  rmap=%s%s: %" PRIu64 " owner ops, %" PRIu64 " clones, %" PRIu64 " COW checks, %"
 	       PRIu64 " walks, %" PRIu64 " lock_all, %" PRIu64 " unmap_frame (%" PRIu64
-	       " entries cleared), %" PRIu64 " zero reads after unmap\n",
+	       " entries cleared), %" PRIu64 " zero reads after unmap, %" PRIu64
+	       " notified teardowns\n",
 	       design == PTK_RMAP_SPIN ? "spin" : "sleeping",
 	       old ? " gather=legacy walk=ipi tlb=lazy" : "", ops, clones, cow,
 	       (uint64_t)n_walks, (uint64_t)n_lockall, (uint64_t)n_unmaps,
-	       (uint64_t)n_unmapped, (uint64_t)n_zero_reads);
+	       (uint64_t)n_unmapped, (uint64_t)n_zero_reads, (uint64_t)n_notified);
 	fflush(stdout);
 	if (!failures && (!clones || !cow || !n_walks || !n_lockall || !n_unmapped))
 		FAIL("stress_fork: a check never ran\n");
