@@ -476,6 +476,72 @@ static void special_copied(void **s)
 	test_teardown(ctx, p);
 }
 
+/* A CPU's cached writable translation of the parent is gone when clone
+ * returns (both TLB modes): the next write faults and copies.  The CPU is
+ * another thread that keeps translating (so it answers shootdowns) while
+ * the main thread clones. */
+struct tlb_arg {
+	struct ptk_as *p;
+	atomic_int phase;          /* 1: cached, 2: cloned, 3: checked */
+	int rc_after;
+	uint64_t pfn_before, pfn_after;
+};
+
+static void *tlb_cpu(void *arg)
+{
+	struct tlb_arg *a = arg;
+	struct ptk_cpu *cpu;
+	if (ptk_cpu_register(ptk_as_ctx(a->p), &cpu))
+		return NULL;
+	ptk_cpu_switch(cpu, a->p);
+	struct ptk_xlate x;
+	if (ptk_tlb_translate_fault(cpu, BASE, PTK_ACCESS_WRITE, &x) == 0) {
+		memcpy(x.host, &(uint64_t){ 31 }, 8);
+		a->pfn_before = x.pfn;
+	}
+	(void)ptk_tlb_translate_fault(cpu, BASE + PG, PTK_ACCESS_READ, &x);
+	atomic_store(&a->phase, 1);
+	while (atomic_load(&a->phase) == 1)
+		(void)ptk_tlb_translate(cpu, BASE + PG, PTK_ACCESS_READ, &x);
+	a->rc_after = ptk_tlb_translate(cpu, BASE, PTK_ACCESS_WRITE, &x);
+	if (ptk_tlb_translate_fault(cpu, BASE, PTK_ACCESS_WRITE, &x) == 0) {
+		a->pfn_after = x.pfn;
+		memcpy(x.host, &(uint64_t){ 32 }, 8);
+	}
+	ptk_cpu_switch(cpu, NULL);
+	ptk_cpu_unregister(cpu);
+	atomic_store(&a->phase, 3);
+	return NULL;
+}
+
+static void clone_flushes_tlb_d(enum ptk_tlb_mode mode)
+{
+	struct ptk_ctx_config cfg;
+	ptk_ctx_config_default(&cfg);
+	cfg.pool_bytes = 64 * MiB;
+	cfg.tlb_mode = mode;
+	struct ptk_ctx *ctx = NULL;
+	assert_int_equal(ptk_ctx_create(&cfg, &ctx), 0);
+	struct ptk_as *p = new_as(ctx);
+	map_at(p, BASE, 4 * PG, 0);
+	struct tlb_arg a = { .p = p };
+	pthread_t t;
+	pthread_create(&t, NULL, tlb_cpu, &a);
+	while (atomic_load(&a.phase) == 0)
+		usleep(100);
+	struct ptk_as *c = clone_ok(p);
+	atomic_store(&a.phase, 2);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&a.phase), 3);
+	assert_int_equal(a.rc_after, -EACCES);          /* no stale writable entry */
+	assert_int_not_equal(a.pfn_after, a.pfn_before);   /* copied */
+	assert_int_equal(rd(c, BASE), 31);
+	assert_int_equal(rd(p, BASE), 32);
+	ptk_as_destroy(c);
+	test_teardown(ctx, p);
+}
+static void clone_flushes_tlb(void **s) { (void)s; clone_flushes_tlb_d(PTK_TLB_SYNC); clone_flushes_tlb_d(PTK_TLB_LAZY); }
+
 static void five_levels(void **s)
 {
 	(void)s;
@@ -660,6 +726,7 @@ int main(void)
 		cmocka_unit_test(huge_cow),
 		cmocka_unit_test(special_copied),
 		cmocka_unit_test(five_levels),
+		cmocka_unit_test(clone_flushes_tlb),
 		cmocka_unit_test(clone_inject),
 		cmocka_unit_test(clone_inject_spin),
 		cmocka_unit_test(lock_all_basic),
