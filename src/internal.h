@@ -115,6 +115,11 @@ struct ptk_ctx {
 	struct ptk_cpu *_Atomic cpus[PTK_TLB_MAX_CPUS];
 	/* PTK_GATHER_LEGACY: one fixed gather per shard (gather.c) */
 	struct ptk_legacy_gather *legacy_gathers;
+	/* Dead anonymous families, kept for reuse until the context goes
+	 * (type-stable memory, rmap.c): a frame's stale owner pointer always
+	 * points to a struct ptk_rmap. */
+	struct ptk_lock anon_free_lock;
+	_Atomic(struct ptk_rmap *) anon_free;   /* written under anon_free_lock */
 };
 
 /* Shard of the calling thread's CPU. */
@@ -316,6 +321,7 @@ struct ptk_rmap {
 	struct ptk_ctx *ctx;
 	void (*release)(struct ptk_rmap *);   /* last reference gone */
 	struct rcu_head rcu;         /* freed after a grace period */
+	struct ptk_rmap *free_next;  /* anonymous: on ctx->anon_free */
 };
 
 /* One region's link in a reverse map: page indexes [first, last] mapped at
@@ -336,6 +342,8 @@ void ptk_rmap_init(struct ptk_rmap *rm, struct ptk_ctx *ctx, bool anon,
 		   void (*release)(struct ptk_rmap *));
 /* A new anonymous family with one reference, or NULL. */
 struct ptk_rmap *ptk_rmap_anon_create(struct ptk_ctx *ctx);
+/* Context teardown: free the dead families kept for reuse. */
+void ptk_rmap_anon_fini(struct ptk_ctx *ctx);
 void ptk_rmap_get(struct ptk_rmap *rm);
 /* Reference unless already dead; inside a read-side section. */
 bool ptk_rmap_try_get(struct ptk_rmap *rm);
@@ -408,6 +416,26 @@ static inline struct ptk_frame *ptk_object_cache_peek(struct ptk_object *obj,
 	/* Acquire: the frame's zeroed or written contents before its pointer;
 	 * pairs with the release cmpxchg that filled the slot. */
 	return atomic_load_explicit(&obj->cache[pgoff], memory_order_acquire);
+}
+
+/* Whether leaf @e (at @level) may be made writable in place: a special
+ * leaf (no copy on write), or an anonymous frame (its owner is an
+ * anonymous family) whose only reference is this leaf's - a huge leaf's
+ * head at refcount 1, or a 4 KiB frame that is not part of a huge one.
+ * Anything else is shared (a clone, a pin, a page of an object, a split
+ * huge frame) and is copied on write (fault.c, fault_wp).  Caller holds
+ * the table lock of @e. */
+static inline bool ptk_leaf_exclusive(struct ptk_ctx *ctx, ptk_pte_t e, unsigned level)
+{
+	if (ptk_pte_special(e))
+		return true;
+	struct ptk_frame *f = &ctx->frames[ptk_pte_pfn(e)];
+	struct ptk_frame *head = ptk_frame_head(ctx, f);
+	if (level == 0 && head != f)
+		return false;
+	struct ptk_rmap *owner = atomic_load_explicit(&head->owner, memory_order_relaxed);
+	return owner && owner->anon &&
+	       atomic_load_explicit(&head->refcount, memory_order_acquire) == 1;
 }
 
 /* ---- region set (region.c); caller holds the region lock --------------- */
@@ -555,6 +583,13 @@ static inline uint64_t ptk_prot_leaf_flags(unsigned prot)
 {
 	return PTK_PTE_USER | ((prot & PTK_PROT_WRITE) ? PTK_PTE_WRITE : 0);
 }
+
+/* Descend @as to the table at level @target covering @va, allocating
+ * missing tables: 0 with path->table[*got] locked and attached (*got is
+ * @target, or a higher level holding a leaf over @va), or -ENOMEM (nothing
+ * locked).  Inside a read-side section. */
+int ptk_descend_alloc(struct ptk_as *as, uint64_t va, unsigned target,
+		      struct ptk_path *path, unsigned *got);
 
 /* Anonymous 4 KiB leaves for [start, end), frames zeroed, installed now.
  * -ENOMEM (partial installs are left for the caller to zap). */

@@ -14,6 +14,7 @@ extern const struct bench_scenario bench_tlb_hit, bench_tlb_shootdown;
 extern const struct bench_scenario bench_peers;
 extern const struct bench_scenario bench_replay;
 extern const struct bench_scenario bench_objects;
+extern const struct bench_scenario bench_fork;
 
 const struct bench_scenario *const bench_scenarios[] = {
 	&bench_fault_anon,
@@ -29,6 +30,7 @@ const struct bench_scenario *const bench_scenarios[] = {
 	&bench_peers,
 	&bench_replay,
 	&bench_objects,
+	&bench_fork,
 	NULL,
 };
 

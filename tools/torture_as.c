@@ -1,7 +1,9 @@
 /*
  * torture_as.c - concurrent faults, unmaps, drops and protection changes on
  * one address space, with lockless readers, checked against a per-thread
- * model (the stress_as workload; see torture.h).
+ * model (the stress_as workload; see torture.h).  Writers also clone the
+ * whole space now and then (copy on write under everyone's feet) and check
+ * their slice in the clone.
  *
  * Each writer thread owns a 1 MiB slice; slices are adjacent, so threads
  * share page-table pages (PTE tables hold 2 MiB) and race on table locks,
@@ -80,6 +82,45 @@ static void check_page(struct run *r, unsigned id, struct page_model *m, uint64_
 		fail(r, "writer %u: %#" PRIx64 " lost its page", id, va);
 }
 
+/* Clone the whole space (every writer's slice is write-protected for copy
+ * on write under its feet), check this writer's slice in the child against
+ * the model, write one page in the child (a copy) and check the parent
+ * kept its value, destroy the child. */
+static void clone_check(struct run *r, unsigned id, struct page_model *m, uint64_t base)
+{
+	struct ptk_as *c;
+	int rc = ptk_as_clone(r->as, &c);
+	if (rc) {
+		if (rc != -ENOMEM)
+			fail(r, "writer %u: clone rc %d", id, rc);
+		return;
+	}
+	uint64_t written = UINT64_MAX;
+	for (uint64_t i = 0; i < PAGES; i++) {
+		uint64_t va = base + (i << PTK_PAGE_SHIFT);
+		struct ptk_xlate x;
+		int t = ptk_translate(c, va, &x);
+		if (!m[i].mapped) {
+			if (t == 0 || ptk_fault(c, va, PTK_ACCESS_READ) != -EFAULT)
+				fail(r, "writer %u: clone maps unmapped %#" PRIx64, id, va);
+		} else if (m[i].tag && (t != 0 || *(uint32_t *)x.host != m[i].tag)) {
+			fail(r, "writer %u: clone lost %#" PRIx64 " (rc %d)", id, va, t);
+		} else if (m[i].tag && m[i].writable && written == UINT64_MAX) {
+			written = i;
+		}
+	}
+	if (written != UINT64_MAX) {
+		uint64_t va = base + (written << PTK_PAGE_SHIFT);
+		struct ptk_xlate x;
+		if ((rc = ptk_translate_fault(c, va, PTK_ACCESS_WRITE, &x)) != 0)
+			fail(r, "writer %u: write in the clone rc %d", id, rc);
+		else
+			*(uint32_t *)x.host = ~m[written].tag;
+		check_page(r, id, &m[written], va);     /* the parent kept its value */
+	}
+	ptk_as_destroy(c);
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -93,6 +134,11 @@ static void *writer_main(void *arg)
 		return NULL;
 	}
 	while (!r->stop) {
+		if (rnd(&s) % 64 == 0) {
+			clone_check(r, w->id, m, base);
+			w->ops++;
+			continue;
+		}
 		unsigned op = rnd(&s) % 8;
 		uint64_t first = rnd(&s) % PAGES;
 		uint64_t n = 1 + rnd(&s) % (op < 2 ? 64 : 16);

@@ -106,11 +106,32 @@ int ptk_as_create(struct ptk_ctx *ctx, unsigned levels, struct ptk_as **out);
 void ptk_as_destroy(struct ptk_as *as);
 
 /* Clone @parent (fork semantics): a new address space with the same
- * regions; private anonymous memory (and pages a private object mapping
- * copied) shared copy-on-write (write-protected in both, the parent's
- * TLBs invalidated), shared object mappings shared, special mappings
- * copied.  0 and *child; -EINVAL; -ENOMEM (nothing changed then).  Takes
- * the parent's region lock for writing. */
+ * regions and levels.  Protocol (src/mm/clone.c):
+ *   - the parent's region lock is held for writing throughout: no fault,
+ *     map, unmap, protect or clone of the parent runs meanwhile; regions
+ *     still being unmapped (placeholders) are not copied;
+ *   - every child region is linked into the same reverse maps as the
+ *     parent's (its anonymous family, its object's tree: rmap.h) before
+ *     any entry is copied;
+ *   - private leaves (anonymous memory, and everything a PTK_MAP_PRIVATE
+ *     object mapping maps) are write-protected in the parent and copied
+ *     write-protected, both marked PTK_PTE_COW, one frame reference per
+ *     leaf (a 2 MiB leaf is shared whole: one reference on its head); the
+ *     first write fault on either side copies the 4 KiB (a shared huge
+ *     leaf is split first), or reuses the frame if nobody else holds it;
+ *     a protection change never makes a PTK_PTE_COW leaf writable;
+ *   - special leaves are copied as they are (no reference count);
+ *   - shared object mappings copy no entry: the child faults them in;
+ *   - the parent's TLBs are invalidated for what was write-protected
+ *     (one gather over the whole clone, inside one notifier
+ *     invalidate_range_start/end pair) before it returns.
+ * Entries are copied table by table with the child's table lock held over
+ * the parent's (the only place two spaces' table locks nest).
+ * 0 and *child; -EINVAL; -ENOMEM: the partial child is destroyed and the
+ * parent keeps its contents (some of its leaves may be left
+ * write-protected: a write fault restores write without copying).
+ * Destroying either side later leaves the other intact.  Not inside a
+ * read-side section. */
 int ptk_as_clone(struct ptk_as *parent, struct ptk_as **child);
 
 /* Call when a thread starts using @as (switches to it: the switch_mm

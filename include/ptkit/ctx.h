@@ -106,7 +106,10 @@ enum ptk_inject_kind {
 	PTK_INJECT_DATA  = 1u << 0,   /* data frames (small and huge) */
 	PTK_INJECT_TABLE = 1u << 1,   /* page-table frames */
 	PTK_INJECT_BATCH = 1u << 2,   /* gather batch frames */
-	PTK_INJECT_ALL   = 7u,
+	PTK_INJECT_ALL   = 7u,        /* every frame kind */
+	/* Host-memory metadata (not frames, not in ALL): reverse-map link
+	 * nodes, a clone's region array, take-all-locks' lock array. */
+	PTK_INJECT_META  = 1u << 3,
 };
 
 /* Fail the @nth (1-based) next allocation of a kind in @kinds, once; 0

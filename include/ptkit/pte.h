@@ -70,6 +70,12 @@ extern "C" {
 #define PTK_PTE_LEAF      (UINT64_C(1) << 7)
 #define PTK_PTE_GLOBAL    (UINT64_C(1) << 8)
 #define PTK_PTE_SPECIAL   (UINT64_C(1) << 9)
+/* Software bit: write-protected by a clone for copy on write (the leaf's
+ * frame may be shared with another address space).  A protection change
+ * that grants write leaves such a leaf read-only; the next write fault
+ * copies the frame or, if nobody else holds it, reuses it and clears the
+ * bit (ptk_as_clone(), as.h). */
+#define PTK_PTE_COW       (UINT64_C(1) << 10)
 #define PTK_PTE_PFN_MASK  UINT64_C(0x000ffffffffff000)
 
 /* The value a freed table slot holds in debug builds (never a valid entry:
@@ -147,7 +153,7 @@ static inline ptk_pte_t ptk_pte_mk_table(uint64_t pfn)
 	       PTK_PTE_WRITE | PTK_PTE_USER;
 }
 
-/* A leaf; flags is a mask of PTK_PTE_WRITE/USER/ACCESSED/DIRTY/SPECIAL. */
+/* A leaf; flags is a mask of PTK_PTE_WRITE/USER/ACCESSED/DIRTY/SPECIAL/COW. */
 static inline ptk_pte_t ptk_pte_mk_leaf(uint64_t pfn, uint64_t flags)
 {
 	return ((pfn << PTK_PAGE_SHIFT) & PTK_PTE_PFN_MASK) | flags |

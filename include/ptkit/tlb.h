@@ -259,7 +259,10 @@ struct ptk_notifier {
 	struct ptk_notifier *_Atomic next;   /* private */
 };
 
-/* Register @n on @as (0, or -EINVAL).  Any thread, not inside a section. */
+/* Register @n on @as (0, -EINVAL, -ENOMEM).  Takes every lock of @as
+ * (ptk_as_lock_all(), rmap.h), so it waits for teardowns of @as in
+ * progress (unmaps, truncates, frame unmaps): none runs half-notified.
+ * Any thread, not inside a section, holding no ptkit lock. */
 int ptk_notifier_register(struct ptk_as *as, struct ptk_notifier *n);
 /* Unregister @n; waits for callbacks in flight (a grace period).  Not
  * inside a read-side section, not from a callback. */

@@ -49,9 +49,6 @@ static int fill_config(const struct ptk_ctx_config *in, struct ptk_ctx_config *o
 	    (unsigned)out->tlb_mode > PTK_TLB_LAZY ||
 	    (unsigned)out->rmap_lock > PTK_RMAP_SPIN)
 		return -EINVAL;
-	/* Old designs not implemented yet are refused, not silently replaced. */
-	if (out->rmap_lock != PTK_RMAP_SLEEPING)
-		return -EOPNOTSUPP;
 	return 0;
 }
 
@@ -109,6 +106,7 @@ int ptk_ctx_create(const struct ptk_ctx_config *cfg, struct ptk_ctx **out)
 	for (unsigned i = 0; i < ctx->nshards; i++)
 		ptk_lock_init(&ctx->shards[i].lock);
 	ptk_lock_init(&ctx->pool_lock);
+	ptk_lock_init(&ctx->anon_free_lock);
 	ptk_kernel_init(ctx);
 	ctx->rcu_percpu = ptk_rcu_percpu_callbacks();
 	ptk_lock_init(&ctx->cpu_lock);
@@ -156,6 +154,7 @@ void ptk_ctx_destroy(struct ptk_ctx *ctx)
 	/* The kernel half: the reference root and every shared table. */
 	ptk_kernel_fini(ctx);
 	ptk_rcu_barrier();
+	ptk_rmap_anon_fini(ctx);    /* after every family's RCU callback */
 	ctx->magic = 0;
 	for (unsigned i = 0; i < ctx->nshards; i++) {
 		ptk_lock_destroy(&ctx->shards[i].lock);
@@ -199,9 +198,9 @@ long ptk_ctx_inject_failure(struct ptk_ctx *ctx, unsigned kinds, long nth)
 	/* Disarmed: nothing remains (a later call must not report a stale
 	 * count from a setting that was cancelled). */
 	atomic_store_explicit(&ctx->inject_nth, 0, memory_order_relaxed);
-	if (nth > 0 && (kinds & PTK_INJECT_ALL)) {
+	if (nth > 0 && (kinds & (PTK_INJECT_ALL | PTK_INJECT_META))) {
 		atomic_store_explicit(&ctx->inject_nth, nth, memory_order_relaxed);
-		atomic_store_explicit(&ctx->inject_kinds, kinds & PTK_INJECT_ALL,
+		atomic_store_explicit(&ctx->inject_kinds, kinds & (PTK_INJECT_ALL | PTK_INJECT_META),
 				      memory_order_relaxed);
 	}
 	return prev > 0 ? prev : 0;
@@ -215,7 +214,7 @@ long ptk_ctx_alloc_count(struct ptk_ctx *ctx, unsigned kinds, int reset)
 	long n = atomic_load_explicit(&ctx->count, memory_order_relaxed);
 	if (reset) {
 		atomic_store_explicit(&ctx->count, 0, memory_order_relaxed);
-		atomic_store_explicit(&ctx->count_kinds, kinds & PTK_INJECT_ALL,
+		atomic_store_explicit(&ctx->count_kinds, kinds & (PTK_INJECT_ALL | PTK_INJECT_META),
 				      memory_order_relaxed);
 	}
 	return n;

@@ -1,6 +1,7 @@
 /*
- * fault.c - installing leaves: demand faults on anonymous memory and
- * eager installation of special mappings.
+ * fault.c - installing leaves: demand faults on anonymous memory,
+ * copy-on-write faults (fault_wp) and eager installation of special
+ * mappings.
  *
  * Both descend with allocation (descend_locked): a missing table is
  * allocated outside any lock, then published under the parent's lock if the
@@ -109,6 +110,175 @@ static bool pmd_holds_table(struct ptk_as *as, uint64_t va)
 	return table;
 }
 
+/* Copy the 4 KiB at @src into the fresh frame @dst.  The source may be
+ * written meanwhile through a shared mapping of it (the user's race, as
+ * with the kernel's copy on write): relaxed atomic loads keep that defined
+ * for the C memory model and race detectors; the copy is published by the
+ * release store of the new entry. */
+static void copy_page(void *dst, const void *src)
+{
+	uint64_t *d = dst;
+	const _Atomic uint64_t *s = (const _Atomic uint64_t *)src;
+	for (unsigned i = 0; i < PTK_PAGE_SIZE / sizeof(uint64_t); i++)
+		d[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
+}
+
+/* fault_wp() asks its caller to run the ordinary fault path: the leaf it
+ * was called for is gone (unmapped meanwhile). */
+#define FAULT_RETRY 1
+
+/*
+ * Copy-on-write: a write fault at @va where a present leaf lacks write
+ * permission and region @r is writable and private (ANON, or OBJECT with
+ * PTK_MAP_PRIVATE).  Region lock held (read); not inside a section.
+ *   - the frame is anonymous (its owner is an anonymous rmap) and its
+ *     reference count is 1: nobody else maps or pins it; grant write;
+ *   - otherwise allocate a data frame, owner = the region's anonymous
+ *     family (r->anon_link->rmap, index va >> 12), copy the 4 KiB (from
+ *     a reference taken under the table lock, outside the lock), then
+ *     under the table lock re-check the leaf is unchanged and replace it;
+ *     the old translation is invalidated through a gather (TLB flush,
+ *     notifiers) before the mapping's reference on the old frame drops.
+ * Huge leaves (2 MiB): an exclusive huge anonymous frame (head refcount 1)
+ * gets write on the huge leaf; a shared one is split first (its 512 small
+ * leaves each hold a reference on the head) and the faulting 4 KiB copied,
+ * so a write costs one page, not 2 MiB; the rest of the huge frame stays
+ * shared until written or unmapped (a small leaf of a huge frame is never
+ * "exclusive": its head counts all 512 leaves, so it is always copied).
+ * 0, -ENOMEM (nothing changed), or FAULT_RETRY (no leaf at @va any more).
+ */
+static int fault_wp(struct ptk_as *as, const struct ptk_region *r, uint64_t va)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	struct ptk_frame *page = NULL, *old = NULL;
+	uint64_t pva = va & ~(PTK_PAGE_SIZE - 1);
+	struct ptk_gather g;
+	int rc;
+	ptk_rcu_read_lock();
+restart:;
+	struct ptk_path path;
+	unsigned level = as->levels - 1;
+	path.table[level] = as->root;
+	ptk_slot_t *slot;
+	ptk_pte_t e;
+	for (;;) {
+		slot = &ptk_table_slots(ctx, path.table[level])[ptk_level_index(va, level)];
+		e = ptk_pte_load(slot);
+		if (!ptk_pte_present(e)) {
+			rc = FAULT_RETRY;
+			goto out;
+		}
+		if (ptk_pte_is_leaf(e))
+			break;
+		PTK_BUG_ON(level == 0, "table pointer at level 0");
+		path.table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
+		path.parent_slot[level - 1] = slot;
+		path.parent_seen[level - 1] = e;
+		level--;
+	}
+	struct ptk_frame *t = path.table[level];
+	if (!ptk_table_lock_attached(as, &path, level))
+		goto restart;
+	if (ptk_pte_load(slot) != e) {
+		ptk_table_unlock(t);
+		goto restart;
+	}
+	const ptk_pte_t wr = PTK_PTE_WRITE | PTK_PTE_DIRTY | PTK_PTE_ACCESSED;
+	if (ptk_pte_write(e) || ptk_pte_special(e)) {
+		/* Someone else broke the sharing already (or a special leaf in
+		 * a private region: its protection is its own). */
+		if (ptk_pte_write(e) && (e | wr) != e)
+			ptk_pte_store(slot, e | wr);
+		ptk_table_unlock(t);
+		rc = 0;
+		goto out;
+	}
+	struct ptk_frame *f = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e) +
+		((va & (ptk_level_size(level) - 1)) >> PTK_PAGE_SHIFT));
+	struct ptk_frame *head = ptk_frame_head(ctx, f);
+	if (ptk_leaf_exclusive(ctx, e, level)) {
+		/* Reuse: the only reference is this mapping's. */
+		ptk_pte_store(slot, (e | wr) & ~PTK_PTE_COW);
+		ptk_table_unlock(t);
+		rc = 0;
+		goto out;
+	}
+	if (level > 0) {
+		/* A shared huge leaf: split it (at a 4 KiB boundary inside it)
+		 * and retry on the small leaf. */
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		uint64_t cut = pva == ptk_level_base(va, level) ? pva + PTK_PAGE_SIZE : pva;
+		rc = ptk_split_boundary(as, cut);
+		ptk_rcu_read_lock();
+		if (rc)
+			goto out;
+		goto restart;
+	}
+	if (!page) {
+		/* Allocate and copy outside the lock, from a reference of our
+		 * own: the mapping's may go (ptk_rmap_unmap_frame) meanwhile. */
+		ptk_frame_get(head);
+		old = f;
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, false);
+		if (!page) {
+			ptk_frame_put(ctx, old);
+			return -ENOMEM;
+		}
+		copy_page(ptk_frame_host(ctx, page), ptk_frame_host(ctx, f));
+		ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
+				    pva >> PTK_PAGE_SHIFT);
+		/* Notifiers before the entry changes, and the gather started,
+		 * with no table lock held (the old design's gather_init may
+		 * wait for its CPU's array). */
+		ptk_notify_start(as, pva, pva + PTK_PAGE_SIZE);
+		ptk_gather_init(&g, as, false);
+		ptk_rcu_read_lock();
+		goto restart;   /* re-check: the leaf must still map @old */
+	}
+	if (f != old) {
+		/* The leaf changed while we copied (unmapped and refaulted,
+		 * or replaced): copy again from what it maps now. */
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		ptk_gather_finish(&g);
+		ptk_notify_end(as, pva, pva + PTK_PAGE_SIZE);
+		ptk_frame_put(ctx, old);
+		ptk_frame_put(ctx, page);
+		page = old = NULL;
+		ptk_rcu_read_lock();
+		goto restart;
+	}
+	/* Replace the leaf; the old translation is invalidated (and the
+	 * mapping's reference dropped) by the gather after the unlock. */
+	ptk_pte_t ne = ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, page),
+		(e & ~(PTK_PTE_PFN_MASK | PTK_PTE_PRESENT | PTK_PTE_LEAF | PTK_PTE_COW)) | wr);
+	ptk_pte_store(slot, ne);
+	ptk_gather_note_range(&g, pva, pva + PTK_PAGE_SIZE, 0);
+	bool full = ptk_gather_add_page(&g, f);
+	PTK_BUG_ON(full, "a fresh gather is full");
+	if (g.nr_vas)
+		ptk_gather_flush_vas(&g);   /* hash-style consumers, lock held */
+	ptk_table_unlock(t);
+	ptk_rcu_read_unlock();
+	ptk_gather_finish(&g);
+	ptk_notify_end(as, pva, pva + PTK_PAGE_SIZE);
+	ptk_frame_put(ctx, old);       /* our copy reference */
+	return 0;
+out:
+	ptk_rcu_read_unlock();
+	if (page) {
+		ptk_gather_finish(&g);  /* empty: started with the copy */
+		ptk_notify_end(as, pva, pva + PTK_PAGE_SIZE);
+		ptk_frame_put(ctx, page);
+	}
+	if (old)
+		ptk_frame_put(ctx, old);
+	return rc;
+}
+
 /* Fault on anonymous region @r.  Region lock held (read). */
 static int fault_anon(struct ptk_as *as, const struct ptk_region *r, uint64_t va,
 		      unsigned access)
@@ -129,6 +299,13 @@ static int fault_anon(struct ptk_as *as, const struct ptk_region *r, uint64_t va
 		(access == PTK_ACCESS_WRITE ? PTK_PTE_WRITE | PTK_PTE_DIRTY : 0);
 	if (seen == 0 && (x.pte & need) == need)
 		return 0;
+	/* A write-protected leaf in a writable region: copy on write. */
+	if (seen == 0 && access == PTK_ACCESS_WRITE && !ptk_pte_write(x.pte) &&
+	    (r->prot & PTK_PROT_WRITE)) {
+		int wrc = fault_wp(as, r, va);
+		if (wrc != FAULT_RETRY)
+			return wrc;
+	}
 	if ((r->flags & PTK_MAP_HUGE) && hbase >= r->start && hbase + PTK_HUGE_2M <= r->end &&
 	    !pmd_holds_table(as, va))
 		huge = ptk_frame_alloc_huge(ctx);
@@ -152,7 +329,19 @@ again:
 	struct ptk_frame *t = path.table[got];
 	ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
 	ptk_pte_t e = ptk_pte_load(slot);
-	if (ptk_pte_is_leaf(e)) {
+	if (ptk_pte_is_leaf(e) && access == PTK_ACCESS_WRITE && !ptk_pte_write(e) &&
+	    (r->prot & PTK_PROT_WRITE)) {
+		/* Became write-protected since the lockless look (a clone):
+		 * copy on write, without the frame prepared for an empty slot. */
+		ptk_table_unlock(t);
+		ptk_rcu_read_unlock();
+		if (huge)
+			ptk_frame_put(ctx, huge);
+		if (page)
+			ptk_frame_put(ctx, page);
+		rc = fault_wp(as, r, va);
+		return rc == FAULT_RETRY ? fault_anon(as, r, va, access) : rc;
+	} else if (ptk_pte_is_leaf(e)) {
 		touch_leaf(slot, e, access, r->prot);
 	} else if (ptk_pte_none(e) && huge) {
 		ptk_pte_store(slot, ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, huge), flags));
@@ -187,132 +376,6 @@ out:
 	ptk_rcu_read_unlock();
 	if (huge)
 		ptk_frame_put(ctx, huge);
-	if (page)
-		ptk_frame_put(ctx, page);
-	return rc;
-}
-
-/* Copy the 4 KiB at @src into the fresh frame @dst.  The source may be
- * written meanwhile through a shared mapping of it (the user's race, as
- * with the kernel's copy on write): relaxed atomic loads keep that defined
- * for the C memory model and race detectors; the copy is published by the
- * release store of the new entry. */
-static void copy_page(void *dst, const void *src)
-{
-	uint64_t *d = dst;
-	const _Atomic uint64_t *s = (const _Atomic uint64_t *)src;
-	for (unsigned i = 0; i < PTK_PAGE_SIZE / sizeof(uint64_t); i++)
-		d[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
-}
-
-/* Write fault at @va where a present leaf lacks write permission, in a
- * writable private region (anonymous, or an object mapped PTK_MAP_PRIVATE):
- * copy on write.  An anonymous frame (its owner is an anonymous rmap) that
- * nothing else references (refcount 1) just gets write permission.
- * Otherwise: a reference on the old frame is taken under the table lock,
- * a new data frame is allocated and the 4 KiB copied outside it (owner:
- * the region's anonymous family, index va >> 12), the leaf replaced under
- * the table lock if it is unchanged, and the old translation invalidated
- * through a gather (TLBs, notifiers) before the mapping's reference on the
- * old frame is dropped.  A huge leaf is split first (ptk_split_boundary),
- * then the 4 KiB page is copied.  Region lock held (read); not inside a
- * read-side section.  0 (the caller re-checks: done or retry), -EAGAIN
- * (the entry changed or vanished: fault again), -ENOMEM. */
-static int fault_wp(struct ptk_as *as, const struct ptk_region *r, uint64_t va)
-{
-	struct ptk_ctx *ctx = as->ctx;
-	va &= ~(PTK_PAGE_SIZE - 1);
-	struct ptk_path path;
-	unsigned got;
-	ptk_rcu_read_lock();
-	int rc = descend_locked(as, va, PTK_LEVEL_PTE, &path, &got);
-	if (rc) {
-		ptk_rcu_read_unlock();
-		return rc;
-	}
-	struct ptk_frame *t = path.table[got];
-	ptk_slot_t *slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
-	ptk_pte_t e = ptk_pte_load(slot);
-	if (got != PTK_LEVEL_PTE) {
-		/* A huge leaf: split it, then copy one 4 KiB page. */
-		ptk_table_unlock(t);
-		ptk_rcu_read_unlock();
-		rc = ptk_split_boundary(as, va + PTK_PAGE_SIZE);
-		if (!rc)
-			rc = ptk_split_boundary(as, va);
-		return rc ? rc : -EAGAIN;
-	}
-	if (!ptk_pte_present(e)) {
-		ptk_table_unlock(t);
-		ptk_rcu_read_unlock();
-		return -EAGAIN;
-	}
-	ptk_pte_t want = PTK_PTE_WRITE | PTK_PTE_DIRTY | PTK_PTE_ACCESSED;
-	if (ptk_pte_write(e)) {
-		touch_leaf(slot, e, PTK_ACCESS_WRITE, r->prot);
-		ptk_table_unlock(t);
-		ptk_rcu_read_unlock();
-		return 0;
-	}
-	struct ptk_frame *old = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
-	PTK_BUG_ON(!old || ptk_pte_special(e), "copy on write of a special leaf");
-	struct ptk_frame *head = ptk_frame_head(ctx, old);
-	struct ptk_rmap *owner = atomic_load_explicit(&head->owner, memory_order_acquire);
-	if (head == old && owner && owner->anon &&
-	    atomic_load_explicit(&old->refcount, memory_order_acquire) == 1) {
-		/* Ours alone: reuse it (no copy, nothing to invalidate: the
-		 * entry only gains a permission). */
-		ptk_pte_store(slot, e | want);
-		ptk_table_unlock(t);
-		ptk_rcu_read_unlock();
-		return 0;
-	}
-	/* The mapping holds a reference and we hold the table lock: a plain
-	 * increment keeps the old frame while we copy it unlocked. */
-	ptk_frame_get(head);
-	ptk_table_unlock(t);
-	ptk_rcu_read_unlock();
-
-	struct ptk_frame *page = ptk_frame_alloc(ctx, PTK_FRAME_DATA, false);
-	if (!page) {
-		ptk_frame_put(ctx, head);
-		return -ENOMEM;
-	}
-	copy_page(ptk_frame_host(ctx, page), ptk_pfn_host_fast(ctx, ptk_pte_pfn(e)));
-	ptk_frame_set_owner(page, r->anon_link ? r->anon_link->rmap : NULL,
-			    va >> PTK_PAGE_SHIFT);
-
-	struct ptk_gather g;
-	ptk_notify_start(as, va, va + PTK_PAGE_SIZE);
-	ptk_gather_init(&g, as, false);
-	ptk_rcu_read_lock();
-	rc = descend_locked(as, va, PTK_LEVEL_PTE, &path, &got);
-	if (!rc) {
-		t = path.table[got];
-		slot = &ptk_table_slots(ctx, t)[ptk_level_index(va, got)];
-		ptk_pte_t cur = ptk_pte_load(slot);
-		/* Unchanged but for accessed/dirty (another reader may have
-		 * touched it). */
-		const ptk_pte_t ad = PTK_PTE_ACCESSED | PTK_PTE_DIRTY;
-		if (got == PTK_LEVEL_PTE && (cur & ~ad) == (e & ~ad)) {
-			uint64_t flags = ptk_prot_leaf_flags(r->prot) | want;
-			ptk_pte_xchg(slot, ptk_pte_mk_leaf(ptk_frame_pfn_fast(ctx, page), flags));
-			ptk_gather_note_range(&g, va, va + PTK_PAGE_SIZE, PTK_LEVEL_PTE);
-			/* The mapping's reference on the old frame: dropped
-			 * after the flush invalidated every translation. */
-			ptk_gather_add_page(&g, old);
-			if (g.nr_vas)
-				ptk_gather_flush_vas(&g);
-			page = NULL;
-		} else {
-			rc = -EAGAIN;
-		}
-		ptk_table_unlock(t);
-	}
-	ptk_rcu_read_unlock();
-	ptk_gather_finish(&g);
-	ptk_notify_end(as, va, va + PTK_PAGE_SIZE);
-	ptk_frame_put(ctx, head);      /* ours */
 	if (page)
 		ptk_frame_put(ctx, page);
 	return rc;
@@ -382,6 +445,8 @@ static int fault_object(struct ptk_as *as, const struct ptk_region *r, uint64_t 
 		if (seen == 0) {
 			if (write && !ptk_pte_write(x.pte) && private) {
 				rc = fault_wp(as, r, va);
+				if (rc == FAULT_RETRY)
+					rc = -EAGAIN;   /* gone meanwhile: look again */
 			} else {
 				/* Present: set accessed/dirty (write granted
 				 * only in a shared mapping) under the lock. */
@@ -456,6 +521,12 @@ static int fault_object(struct ptk_as *as, const struct ptk_region *r, uint64_t 
 	}
 	ptk_object_inval_read_unlock(obj, tok);
 	return rc;
+}
+
+int ptk_descend_alloc(struct ptk_as *as, uint64_t va, unsigned target,
+		      struct ptk_path *path, unsigned *got)
+{
+	return descend_locked(as, va, target, path, got);
 }
 
 int ptk_install_special(struct ptk_as *as, uint64_t start, uint64_t end,

@@ -58,20 +58,41 @@ void ptk_rmap_unlock(struct ptk_rmap_rwlock *l)
 void ptk_rmap_init(struct ptk_rmap *rm, struct ptk_ctx *ctx, bool anon,
 		   void (*release)(struct ptk_rmap *))
 {
-	memset(rm, 0, sizeof(*rm));
+	/* Field by field, no memset: a reused family may still be looked at
+	 * by a stale ptk_rmap_try_get(), which reads only refs. */
 	ptk_rmap_lock_init(&rm->lock, ctx->cfg.rmap_lock == PTK_RMAP_SPIN);
+	rm->tree = NULL;
+	rm->nr = 0;
 	rm->ctx = ctx;
 	rm->anon = anon;
 	rm->release = release;
-	atomic_store_explicit(&rm->refs, 1, memory_order_relaxed);
+	rm->free_next = NULL;
+	/* Release: the fields above before a try-get can succeed (its
+	 * acquire CAS). */
+	atomic_store_explicit(&rm->refs, 1, memory_order_release);
 }
 
+/*
+ * Anonymous families are type-stable (the kernel's anon_vma cache is
+ * SLAB_TYPESAFE_BY_RCU): a pinned frame can outlive every mapping and so
+ * its family, and its owner pointer is cleared only when the frame is
+ * freed.  A dead family goes, after a grace period, on the context's list
+ * and is reused by a later ptk_rmap_anon_create(), never returned to the
+ * host until the context is destroyed.  A stale owner pointer therefore
+ * always points to a struct ptk_rmap: ptk_rmap_try_get() fails on a dead
+ * one (refs 0), or succeeds on a reused one, whose walk finds no entry
+ * mapping the frame (every walk re-checks the entry's frame).
+ */
 static void anon_free_rcu(struct rcu_head *head)
 {
 	PTK_RCU_CALLBACK_BEGIN(head);
 	struct ptk_rmap *rm = ptk_container_of(head, struct ptk_rmap, rcu);
+	struct ptk_ctx *ctx = rm->ctx;
 	ptk_rmap_lock_destroy(&rm->lock);
-	free(rm);
+	ptk_lock_acquire(&ctx->anon_free_lock);
+	rm->free_next = atomic_load_explicit(&ctx->anon_free, memory_order_relaxed);
+	atomic_store_explicit(&ctx->anon_free, rm, memory_order_relaxed);
+	ptk_lock_release(&ctx->anon_free_lock);
 	PTK_RCU_CALLBACK_END();
 }
 
@@ -84,11 +105,33 @@ static void anon_release(struct ptk_rmap *rm)
 
 struct ptk_rmap *ptk_rmap_anon_create(struct ptk_ctx *ctx)
 {
-	struct ptk_rmap *rm = malloc(sizeof(*rm));
-	if (!rm)
+	struct ptk_rmap *rm = NULL;
+	/* A hint read without the lock (no lock taken while the list is
+	 * empty), re-read under it. */
+	if (atomic_load_explicit(&ctx->anon_free, memory_order_relaxed)) {
+		ptk_lock_acquire(&ctx->anon_free_lock);
+		rm = atomic_load_explicit(&ctx->anon_free, memory_order_relaxed);
+		if (rm)
+			atomic_store_explicit(&ctx->anon_free, rm->free_next,
+					      memory_order_relaxed);
+		ptk_lock_release(&ctx->anon_free_lock);
+	}
+	if (!rm && !(rm = malloc(sizeof(*rm))))
 		return NULL;
 	ptk_rmap_init(rm, ctx, true, anon_release);
 	return rm;
+}
+
+void ptk_rmap_anon_fini(struct ptk_ctx *ctx)
+{
+	struct ptk_rmap *rm = atomic_load_explicit(&ctx->anon_free, memory_order_relaxed);
+	while (rm) {
+		struct ptk_rmap *next = rm->free_next;
+		free(rm);
+		rm = next;
+	}
+	atomic_store_explicit(&ctx->anon_free, NULL, memory_order_relaxed);
+	ptk_lock_destroy(&ctx->anon_free_lock);
 }
 
 void ptk_rmap_get(struct ptk_rmap *rm)
@@ -241,6 +284,8 @@ int ptk_rmap_link(struct ptk_rmap *rm, struct ptk_as *as, uint64_t va,
 		  uint64_t first, uint64_t npages, struct ptk_mapping **out)
 {
 	PTK_BUG_ON(npages == 0, "empty mapping");
+	if (ptk_inject_should_fail(rm->ctx, PTK_INJECT_META))
+		return -ENOMEM;
 	struct ptk_mapping *m = ptk_mapping_alloc();
 	if (!m)
 		return -ENOMEM;

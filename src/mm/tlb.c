@@ -617,6 +617,17 @@ int ptk_notifier_register(struct ptk_as *as, struct ptk_notifier *n)
 {
 	if (!as || !n || !n->ops)
 		return -EINVAL;
+	/* Every lock of @as (mm_take_all_locks): no teardown of @as runs
+	 * half-notified.  Unmaps in progress finish first (ptk_as_lock_all
+	 * waits for their placeholders); faults, drops, protects, clones and
+	 * maps wait for the region lock; truncates and frame unmaps that
+	 * reach @as hold an rmap lock (read) across their zap and are waited
+	 * for.  Lock order: region lock -> rmap locks (by address) -> tlb_lock,
+	 * the order every other path takes them in (rmap.h). */
+	struct ptk_all_locks *all;
+	int rc = ptk_as_lock_all(as, &all);
+	if (rc)
+		return rc;
 	ptk_lock_acquire(&as->tlb_lock);
 	atomic_store_explicit(&n->next, atomic_load_explicit(&as->notifiers,
 			      memory_order_relaxed), memory_order_relaxed);
@@ -625,6 +636,7 @@ int ptk_notifier_register(struct ptk_as *as, struct ptk_notifier *n)
 	if (n->ops->invalidate_pages)
 		atomic_fetch_add_explicit(&as->nr_page_notifiers, 1, memory_order_relaxed);
 	ptk_lock_release(&as->tlb_lock);
+	ptk_as_unlock_all(all);
 	return 0;
 }
 

@@ -29,6 +29,10 @@ static bool leaf_op(struct range_walk *w, struct ptk_frame *t, ptk_slot_t *slot,
 		   "huge leaf straddles the range (boundary not split)");
 	if (w->op == OP_PROTECT) {
 		ptk_pte_t ne = w->writable ? (e | PTK_PTE_WRITE) : (e & ~PTK_PTE_WRITE);
+		/* A leaf a clone write-protected stays so: its frame may be
+		 * shared, the next write fault copies it (or reuses it). */
+		if (w->writable && (e & PTK_PTE_COW))
+			ne = e;
 		if (ne != e) {
 			ptk_pte_store(slot, ne);
 			if (!w->writable)
