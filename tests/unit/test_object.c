@@ -288,6 +288,68 @@ static void truncate_zaps(void **state)
 	test_teardown(ctx, NULL);
 }
 
+/* Clone of object mappings (fork): a shared mapping stays shared between
+ * parent and child (writes seen both ways and in the object); a private
+ * one keeps its copies copy-on-write (a write in either side is its own);
+ * the child's links make truncate reach it; the reverse map counts every
+ * mapping; destroy of the parent leaves the child intact. */
+static void clone_object_mappings(void **state)
+{
+	(void)state;
+	struct ptk_ctx *ctx = test_ctx(0);
+	uint64_t base = data_in_use(ctx);
+	struct ptk_object *obj = new_obj(ctx, 8 * PG, 0);
+	fill_obj(obj, 0, 8, 0x10);
+	struct ptk_as *p = new_as(ctx);
+	map_at(p, A_VA, 8 * PG, RW, PTK_MAP_SHARED, obj, 0);
+	map_at(p, B_VA, 8 * PG, RW, PTK_MAP_PRIVATE, obj, 0);
+	assert_int_equal(ptk_populate(p, A_VA, 8 * PG, PTK_ACCESS_READ), 0);
+	host(p, B_VA + 1 * PG, PTK_ACCESS_WRITE)[0] = 0xb1;      /* a private copy */
+	assert_int_equal(host(p, B_VA + 2 * PG, PTK_ACCESS_READ)[0], 0x12);
+
+	struct ptk_as *c;
+	assert_int_equal(ptk_as_clone(p, &c), 0);
+	struct ptk_object_stats st;
+	ptk_object_stats(obj, &st);
+	assert_int_equal(st.mappings, 4);
+	/* shared: one frame, writes both ways */
+	host(c, A_VA + 3 * PG, PTK_ACCESS_WRITE)[0] = 0xc3;
+	assert_int_equal(host(p, A_VA + 3 * PG, PTK_ACCESS_READ)[0], 0xc3);
+	assert_int_equal(obj_byte(obj, 3 * PG), 0xc3);
+	assert_int_equal(pfn_of(c, A_VA + 3 * PG), pfn_of(p, A_VA + 3 * PG));
+	/* private: the child sees the parent's copy, then writes its own */
+	assert_int_equal(host(c, B_VA + 1 * PG, PTK_ACCESS_READ)[0], 0xb1);
+	assert_int_equal(pfn_of(c, B_VA + 1 * PG), pfn_of(p, B_VA + 1 * PG));
+	assert_int_equal(ptk_rmap_count(ctx, pfn_of(p, B_VA + 1 * PG)), 2);
+	assert_false(writable(p, B_VA + 1 * PG));
+	host(c, B_VA + 1 * PG, PTK_ACCESS_WRITE)[0] = 0xcc;
+	host(p, B_VA + 2 * PG, PTK_ACCESS_WRITE)[0] = 0xbb;
+	assert_int_equal(host(p, B_VA + 1 * PG, PTK_ACCESS_READ)[0], 0xb1);
+	assert_int_equal(host(c, B_VA + 2 * PG, PTK_ACCESS_READ)[0], 0x12);
+	assert_int_equal(obj_byte(obj, 1 * PG), 0x11);
+	assert_int_equal(obj_byte(obj, 2 * PG), 0x12);
+	/* the object page itself is reverse-mapped into both spaces */
+	assert_int_equal(ptk_rmap_count(ctx, pfn_of(c, A_VA + 3 * PG)), 2);
+	/* truncate reaches the child through its links */
+	assert_int_equal(ptk_object_truncate(obj, 2 * PG), 0);
+	for (uint64_t i = 2; i < 8; i++) {
+		assert_false(mapped(c, A_VA + i * PG));
+		assert_false(mapped(c, B_VA + i * PG));
+		assert_false(mapped(p, A_VA + i * PG));
+	}
+	assert_int_equal(ptk_fault(c, A_VA + 5 * PG, PTK_ACCESS_READ), -ENXIO);
+	/* destroy the parent: the child keeps its pages */
+	ptk_as_destroy(p);
+	assert_int_equal(host(c, B_VA + 1 * PG, PTK_ACCESS_READ)[0], 0xcc);
+	assert_int_equal(host(c, A_VA + 1 * PG, PTK_ACCESS_READ)[0], 0x11);
+	ptk_object_stats(obj, &st);
+	assert_int_equal(st.mappings, 2);
+	ptk_object_release(obj);
+	ptk_as_destroy(c);
+	assert_int_equal(data_in_use(ctx) - base, 0);
+	test_teardown(ctx, NULL);
+}
+
 /* Punching a hole zaps the mappings of those pages only; they read back
  * zero through pread and the mappings; the size stays. */
 static void punch_hole(void **state)
@@ -603,6 +665,7 @@ int main(void)
 		cmocka_unit_test(private_cow),
 		cmocka_unit_test(truncate_zaps),
 		cmocka_unit_test(punch_hole),
+		cmocka_unit_test(clone_object_mappings),
 		cmocka_unit_test(lifetime_and_regions),
 		cmocka_unit_test(bad_input),
 		cmocka_unit_test(inject_every_call),
