@@ -25,8 +25,13 @@
  * then the spinning ones with every other old design (legacy gather, IPI
  * walkers, lazy TLB).
  *
- * Owner operations are a table (owner_ops[]): a new operation (truncate of
- * a shared object, for instance) is one function and one row.
+ * Every space also maps one shared object (clones share it through their
+ * links): owners write stamps into it and truncate and regrow it, racing
+ * clones, take-all-locks and frame unmaps; its pages must only ever hold
+ * zero or some owner's well-formed stamp.
+ *
+ * Owner operations are a table (owner_ops[]): a new operation is one
+ * function and one row.
  *
  * Usage: stress_fork [-s SEED] [-t SECONDS] [-o OWNERS]
  */
@@ -49,6 +54,8 @@
 #define BASE      (UINT64_C(1) << 33)
 #define HBASE     (UINT64_C(1) << 34)     /* one 2 MiB huge region */
 #define MiB       (UINT64_C(1) << 20)
+#define OBASE     (UINT64_C(3) << 33)     /* the shared object's mapping */
+#define OPAGES    16
 
 static struct ptk_ctx *ctx;
 static _Atomic int stop;
@@ -56,6 +63,10 @@ static _Atomic unsigned long failures;
 static unsigned nowners = 3;
 static uint64_t seed;
 static _Atomic(struct ptk_as *) anchors[MAXO];   /* each owner's slot 0 */
+/* One object mapped shared into every space (clones share it through
+ * their links): owners write stamps into it, truncate and regrow it. */
+static struct ptk_object *shared_obj;
+static _Atomic uint64_t n_truncates, n_obj_writes;
 static _Atomic uint64_t n_walks, n_lockall, n_unmaps, n_unmapped, n_zero_reads;
 
 #define FAIL(...) do { fprintf(stderr, __VA_ARGS__); failures++; stop = 1; } while (0)
@@ -113,6 +124,11 @@ static struct ptk_as *make_space(void)
 	if (!rc)
 		rc = ptk_map_anon(as, &va, 2 * MiB, PTK_PROT_READ | PTK_PROT_WRITE,
 				  PTK_MAP_FIXED | PTK_MAP_HUGE);
+	va = OBASE;
+	if (!rc)
+		rc = ptk_map_object(as, &va, OPAGES << PTK_PAGE_SHIFT,
+				    PTK_PROT_READ | PTK_PROT_WRITE, PTK_MAP_FIXED | PTK_MAP_SHARED,
+				    shared_obj, 0);
 	if (rc) {
 		ptk_as_destroy(as);
 		return NULL;
@@ -224,6 +240,62 @@ static void op_check_space(struct owner *o)
 		check_page(o, k, i);
 }
 
+/* A stamp of any owner, or zero: what the shared object may hold. */
+static bool any_stamp_ok(uint64_t v)
+{
+	for (unsigned i = 0; i < nowners; i++)
+		if (stamp_ok(v, i))
+			return true;
+	return false;
+}
+
+/* Write a stamp into the shared object through one of the owner's spaces
+ * (a page beyond the current size refuses: -ENXIO), then read another page
+ * through another space: zero or some owner's well-formed stamp. */
+static void op_obj_write(struct owner *o)
+{
+	unsigned k = (unsigned)(rnd(&o->rng) % SPACES), i = (unsigned)(rnd(&o->rng) % OPAGES);
+	if (!o->as[k])
+		return;
+	uint64_t pfn, va = OBASE + ((uint64_t)i << PTK_PAGE_SHIFT);
+	int rc = ptk_pin(o->as[k], va, 1, PTK_ACCESS_WRITE, &pfn);
+	if (rc == 0) {
+		__atomic_store_n(host_of(pfn), stamp(o->id, ++o->seq), __ATOMIC_RELAXED);
+		ptk_unpin(ctx, &pfn, 1);
+		n_obj_writes++;
+	} else if (rc != -ENXIO && rc != -ENOMEM && rc != -EFAULT) {
+		FAIL("owner %u: pin of the shared object for write failed: %d\n", o->id, rc);
+	}
+	k = (unsigned)(rnd(&o->rng) % SPACES);
+	i = (unsigned)(rnd(&o->rng) % OPAGES);
+	if (!o->as[k])
+		return;
+	va = OBASE + ((uint64_t)i << PTK_PAGE_SHIFT);
+	if (ptk_pin(o->as[k], va, 1, PTK_ACCESS_READ, &pfn) == 0) {
+		uint64_t v = __atomic_load_n(host_of(pfn), __ATOMIC_RELAXED);
+		ptk_unpin(ctx, &pfn, 1);
+		if (!any_stamp_ok(v))
+			FAIL("owner %u: shared object page %u holds %#" PRIx64 "\n", o->id, i, v);
+	}
+}
+
+/* Truncate the shared object under every mapper (racing clones, which
+ * link new mappers, and take-all-locks, which holds its rmap lock), then
+ * regrow it.  (Other owners may regrow it at once, so what stays mapped is
+ * checked by test_object, not here: here the checks are the stamps, the
+ * poisoning of freed frames and the final accounting.) */
+static void op_truncate(struct owner *o)
+{
+	unsigned keep = (unsigned)(rnd(&o->rng) % OPAGES);
+	if (ptk_object_truncate(shared_obj, (uint64_t)keep << PTK_PAGE_SHIFT)) {
+		FAIL("owner %u: truncate failed\n", o->id);
+		return;
+	}
+	n_truncates++;
+	if (ptk_object_truncate(shared_obj, (uint64_t)OPAGES << PTK_PAGE_SHIFT))
+		FAIL("owner %u: regrow failed\n", o->id);
+}
+
 /* The owner's operations and their weights.  Add a row for a new one
  * (e.g. truncate of a shared object mapped by the owner's spaces). */
 static const struct owner_op {
@@ -237,6 +309,8 @@ static const struct owner_op {
 	{ "drop",        op_drop,         1 },
 	{ "protect",     op_protect,      1 },
 	{ "check_space", op_check_space,  2 },
+	{ "obj_write",   op_obj_write,    3 },
+	{ "truncate",    op_truncate,     1 },
 };
 #define NOPS (sizeof(owner_ops) / sizeof(owner_ops[0]))
 
@@ -396,6 +470,11 @@ static void run(enum ptk_rmap_lock design, bool old, double seconds)
 	}
 	stop = 0;
 	n_walks = n_lockall = n_unmaps = n_unmapped = n_zero_reads = n_notified = 0;
+	n_truncates = n_obj_writes = 0;
+	if (ptk_object_create(ctx, (uint64_t)OPAGES << PTK_PAGE_SHIFT, 0, &shared_obj)) {
+		FAIL("object creation failed\n");
+		return;
+	}
 	static struct owner o[MAXO];
 	pthread_t ot[MAXO], ht[4];
 	struct helper h[4];
@@ -431,6 +510,8 @@ static void run(enum ptk_rmap_lock design, bool old, double seconds)
 		for (unsigned k = 0; k < SPACES; k++)
 			ptk_as_destroy(o[i].as[k]);
 	}
+	ptk_object_release(shared_obj);
+	shared_obj = NULL;
 	ptk_ctx_quiesce(ctx);
 	struct ptk_pool_stats ps;
 	ptk_pool_stats(ctx, &ps);
@@ -444,13 +525,15 @@ static void run(enum ptk_rmap_lock design, bool old, double seconds)
 	printf("  rmap=%s%s: %" PRIu64 " owner ops, %" PRIu64 " clones, %" PRIu64 " COW checks, %"
 	       PRIu64 " walks, %" PRIu64 " lock_all, %" PRIu64 " unmap_frame (%" PRIu64
 	       " entries cleared), %" PRIu64 " zero reads after unmap, %" PRIu64
-	       " notified teardowns\n",
+	       " notified teardowns, %" PRIu64 " truncates, %" PRIu64 " object writes\n",
 	       design == PTK_RMAP_SPIN ? "spin" : "sleeping",
 	       old ? " gather=legacy walk=ipi tlb=lazy" : "", ops, clones, cow,
 	       (uint64_t)n_walks, (uint64_t)n_lockall, (uint64_t)n_unmaps,
-	       (uint64_t)n_unmapped, (uint64_t)n_zero_reads, (uint64_t)n_notified);
+	       (uint64_t)n_unmapped, (uint64_t)n_zero_reads, (uint64_t)n_notified,
+	       (uint64_t)n_truncates, (uint64_t)n_obj_writes);
 	fflush(stdout);
-	if (!failures && (!clones || !cow || !n_walks || !n_lockall || !n_unmapped))
+	if (!failures && (!clones || !cow || !n_walks || !n_lockall || !n_unmapped ||
+			  !n_truncates || !n_obj_writes))
 		FAIL("stress_fork: a check never ran\n");
 }
 
