@@ -35,7 +35,8 @@ const struct bench_scenario *const bench_scenarios[] = {
 };
 
 /* The default suite: `ptkit bench` without scenario names (the README's
- * main command).  Sized to finish in about two minutes on a 2-core machine. */
+ * main command).  Sized to finish in about two and a half minutes on a
+ * 2-core machine. */
 const char *const bench_default_suite[] = {
 	"as-create",        /* seeds 000/001: lockless create/destroy */
 	"kernel-extend",
@@ -48,6 +49,8 @@ const char *const bench_default_suite[] = {
 	"fault-anon",
 	"peers",
 	"replay",
+	"objects",          /* seed 004: shared objects, truncate, rmap locks */
+	"fork",             /* seed 004: fork+exit, copy on write */
 	NULL,
 };
 const unsigned bench_default_repeat = 3;

@@ -385,6 +385,15 @@ static int run(enum ptk_rmap_lock design, bool lazy, double seconds)
 	pthread_create(&mt, NULL, mapper_main, NULL);
 	struct timespec ts = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
 	nanosleep(&ts, NULL);
+	/* On a loaded machine (sanitizers, tests in parallel) a short phase
+	 * may end before every check ran once: go on until each did, for at
+	 * most 30 s more (then the check below fails: a thread made no
+	 * progress at all). */
+	for (int i = 0; i < 600 && (!n_readback || !n_private || !n_enxio || !n_trunc ||
+				    !n_walk_checks || !n_maps); i++) {
+		struct timespec step = { 0, 50 * 1000 * 1000 };
+		nanosleep(&step, NULL);
+	}
 	stop = 1;
 	uint64_t ops = 0;
 	for (unsigned i = 0; i < NF; i++) {
