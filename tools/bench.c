@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "ptkit/ptkit.h"
 
 struct measurement {
 	char *scenario, *design, *params, *metric, *unit;
@@ -603,4 +604,22 @@ int bench_main(int argc, char **argv)
 		fclose(saved);
 	}
 	return status;
+}
+
+void *bench_fault_worker(void *p)
+{
+	struct bench_fault_arg *a = p;
+	ptk_thread_register();
+	pthread_barrier_wait(a->start);
+	double t0 = bench_now();
+	for (uint64_t off = 0; off < a->len; off += PTK_PAGE_SIZE) {
+		int rc = ptk_fault(a->as, a->va + off, PTK_ACCESS_WRITE);
+		if (rc) {
+			a->rc = rc;
+			break;
+		}
+	}
+	a->secs = bench_now() - t0;
+	ptk_thread_unregister();
+	return NULL;
 }

@@ -17,6 +17,7 @@
 #ifndef PTKIT_TOOLS_BENCH_H
 #define PTKIT_TOOLS_BENCH_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,19 @@ extern const struct bench_scenario *const bench_scenarios[];
 /* Names of the scenarios `ptkit bench` runs without arguments (NULL
  * terminated), and the repetitions it uses for them unless --repeat is
  * given.  Both in bench_scenarios.c. */
+/* Fault workers shared by scenarios: a thread (pthread entry
+ * bench_fault_worker) that waits on @start, then write-faults every page of
+ * [va, va + len) of @as in order, and records its time and the first error. */
+struct ptk_as;
+struct bench_fault_arg {
+	struct ptk_as *as;
+	uint64_t va, len;
+	pthread_barrier_t *start;
+	double secs;            /* out */
+	int rc;                 /* out: 0 or the first error */
+};
+void *bench_fault_worker(void *arg);
+
 extern const char *const bench_default_suite[];
 extern const unsigned bench_default_repeat;
 

@@ -14,32 +14,6 @@
 #include "bench.h"
 #include "ptkit/ptkit.h"
 
-struct fault_arg {
-	struct ptk_as *as;
-	uint64_t va, len;
-	pthread_barrier_t *start;
-	double secs;
-	int rc;
-};
-
-static void *fault_worker(void *p)
-{
-	struct fault_arg *a = p;
-	ptk_thread_register();
-	pthread_barrier_wait(a->start);
-	double t0 = bench_now();
-	for (uint64_t off = 0; off < a->len; off += PTK_PAGE_SIZE) {
-		int rc = ptk_fault(a->as, a->va + off, PTK_ACCESS_WRITE);
-		if (rc) {
-			a->rc = rc;
-			break;
-		}
-	}
-	a->secs = bench_now() - t0;
-	ptk_thread_unregister();
-	return NULL;
-}
-
 static int run_fault(const struct bench_params *p)
 {
 	unsigned max_threads = p->threads ? p->threads : 4;
@@ -61,11 +35,11 @@ static int run_fault(const struct bench_params *p)
 		rc = ptk_map_anon(as, &va, per_thread * n, PTK_PROT_READ | PTK_PROT_WRITE, 0);
 		pthread_barrier_t start;
 		pthread_barrier_init(&start, NULL, n);
-		struct fault_arg *args = calloc(n, sizeof(*args));
+		struct bench_fault_arg *args = calloc(n, sizeof(*args));
 		pthread_t *tid = calloc(n, sizeof(*tid));
 		for (unsigned i = 0; !rc && i < n; i++) {
-			args[i] = (struct fault_arg){ as, va + i * per_thread, per_thread, &start, 0, 0 };
-			pthread_create(&tid[i], NULL, fault_worker, &args[i]);
+			args[i] = (struct bench_fault_arg){ as, va + i * per_thread, per_thread, &start, 0, 0 };
+			pthread_create(&tid[i], NULL, bench_fault_worker, &args[i]);
 		}
 		double slowest = 0;
 		for (unsigned i = 0; !rc && i < n; i++) {

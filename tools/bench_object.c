@@ -70,32 +70,6 @@ static bool spin_available(void)
 
 /* ---- (a) faults: anonymous vs shared object ----------------------------- */
 
-struct fault_arg {
-	struct ptk_as *as;
-	uint64_t va, len;
-	pthread_barrier_t *start;
-	double secs;
-	int rc;
-};
-
-static void *fault_worker(void *p)
-{
-	struct fault_arg *a = p;
-	ptk_thread_register();
-	pthread_barrier_wait(a->start);
-	double t0 = bench_now();
-	for (uint64_t off = 0; off < a->len; off += PG) {
-		int rc = ptk_fault(a->as, a->va + off, PTK_ACCESS_WRITE);
-		if (rc) {
-			a->rc = rc;
-			break;
-		}
-	}
-	a->secs = bench_now() - t0;
-	ptk_thread_unregister();
-	return NULL;
-}
-
 /* One measurement: @n threads fault @per_thread bytes each, of anonymous
  * memory or of a shared object.  Faults per second (total / slowest). */
 static int fault_once(bool object, unsigned n, uint64_t per_thread, double *rate)
@@ -121,12 +95,12 @@ static int fault_once(bool object, unsigned n, uint64_t per_thread, double *rate
 	}
 	pthread_barrier_t start;
 	pthread_barrier_init(&start, NULL, n);
-	struct fault_arg *args = calloc(n, sizeof(*args));
+	struct bench_fault_arg *args = calloc(n, sizeof(*args));
 	pthread_t *tid = calloc(n, sizeof(*tid));
 	unsigned started = 0;
 	for (unsigned i = 0; !rc && i < n; i++, started++) {
-		args[i] = (struct fault_arg){ as, va + i * per_thread, per_thread, &start, 0, 0 };
-		pthread_create(&tid[i], NULL, fault_worker, &args[i]);
+		args[i] = (struct bench_fault_arg){ as, va + i * per_thread, per_thread, &start, 0, 0 };
+		pthread_create(&tid[i], NULL, bench_fault_worker, &args[i]);
 	}
 	double slowest = 0;
 	for (unsigned i = 0; i < started; i++) {

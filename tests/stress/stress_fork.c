@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "ptkit/ptkit.h"
+#include "stress_common.h"
 
 #define MAXO      8
 #define SPACES    5                       /* per owner; slot 0 lives throughout */
@@ -519,15 +520,10 @@ static void run(enum ptk_rmap_lock design, bool old, double seconds)
 	}
 	ptk_object_release(shared_obj);
 	shared_obj = NULL;
-	ptk_ctx_quiesce(ctx);
-	struct ptk_pool_stats ps;
-	ptk_pool_stats(ctx, &ps);
-	uint64_t in_use = 0;
-	for (unsigned t = 0; t < PTK_FRAME_NR_TYPES; t++)
-		in_use += ps.in_use[t];
-	if (in_use || ps.free != ps.capacity)
+	uint64_t in_use, nfree, capacity;
+	if (!stress_pool_back(ctx, &in_use, &nfree, &capacity))
 		FAIL("stress_fork: %" PRIu64 " frames still in use, %" PRIu64 "/%" PRIu64 " free\n",
-		     in_use, ps.free, ps.capacity);
+		     in_use, nfree, capacity);
 	ptk_ctx_destroy(ctx);
 	printf("  rmap=%s%s: %" PRIu64 " owner ops, %" PRIu64 " clones, %" PRIu64 " COW checks, %"
 	       PRIu64 " walks, %" PRIu64 " lock_all, %" PRIu64 " unmap_frame (%" PRIu64

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "ptkit/ptkit.h"
+#include "stress_common.h"
 
 #define PG       UINT64_C(4096)
 #define MAXP     64u                       /* object pages at most */
@@ -406,15 +407,10 @@ static int run(enum ptk_rmap_lock design, bool lazy, double seconds)
 	ptk_object_release(obj);
 	for (unsigned i = 0; i < NAS; i++)
 		ptk_as_destroy(spaces[i]);
-	ptk_ctx_quiesce(ctx);
-	struct ptk_pool_stats ps;
-	ptk_pool_stats(ctx, &ps);
-	uint64_t in_use = 0;
-	for (unsigned t = 0; t < PTK_FRAME_NR_TYPES; t++)
-		in_use += ps.in_use[t];
-	if (in_use || ps.free != ps.capacity)
+	uint64_t in_use, nfree, capacity;
+	if (!stress_pool_back(ctx, &in_use, &nfree, &capacity))
 		FAIL("stress_object: %" PRIu64 " frames still in use, %" PRIu64 "/%" PRIu64 " free\n",
-		     in_use, ps.free, ps.capacity);
+		     in_use, nfree, capacity);
 	ptk_ctx_destroy(ctx);
 	printf("  rmap=%s%s: %" PRIu64 " faulter ops (%" PRIu64 " checked pages, %" PRIu64
 	       " shared read-backs, %" PRIu64 " private read-backs, %" PRIu64 " -ENXIO), %"

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ptkit/ptkit.h"
+#include "stress_common.h"
 
 #define SLICE_PAGES 64u
 #define SLICE       ((uint64_t)SLICE_PAGES << PTK_PAGE_SHIFT)
@@ -298,15 +299,10 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 	}
 	ptk_notifier_unregister(as, &nt);
 	ptk_as_destroy(as);
-	ptk_ctx_quiesce(ctx);
-	struct ptk_pool_stats ps;
-	ptk_pool_stats(ctx, &ps);
-	uint64_t in_use = 0;
-	for (unsigned t = 0; t < PTK_FRAME_NR_TYPES; t++)
-		in_use += ps.in_use[t];
-	if (in_use || ps.free != ps.capacity)
+	uint64_t in_use, nfree, capacity;
+	if (!stress_pool_back(ctx, &in_use, &nfree, &capacity))
 		FAIL("stress_tlb: %" PRIu64 " frames still in use, %" PRIu64 "/%" PRIu64 " free\n",
-		     in_use, ps.free, ps.capacity);
+		     in_use, nfree, capacity);
 	ptk_ctx_destroy(ctx);
 	printf("  tlb=%s gather=%s: %" PRIu64 " writer ops, %" PRIu64 " translations, %" PRIu64
 	       " reads, %" PRIu64 " unmapped checks, %" PRIu64 " read-only checks, %" PRIu64
