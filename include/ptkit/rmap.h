@@ -19,9 +19,11 @@
  * and clone time, split with the region, and unlinked only after the
  * region's range has been zapped, so a reverse-map walk reaches every
  * mapped page until the page is gone.  An rmap is reference counted (one
- * per link, plus its owner's) and freed after an RCU grace period, so a
- * frame's owner pointer can be followed with a try-get (the
- * page_get_anon_vma() pattern).
+ * per link, plus its owner's), and a frame's owner pointer is followed
+ * with a try-get (the page_get_anon_vma() pattern), which is safe because
+ * an object's frames lose their owner when they leave its cache and the
+ * object is freed after an RCU grace period, and anonymous families are
+ * type-stable (below).
  *
  * Locking (order: region lock -> object invalidate lock -> rmap lock ->
  * table lock)
