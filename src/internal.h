@@ -529,6 +529,11 @@ void ptk_table_reclaim_up(struct ptk_as *as, struct ptk_gather *g,
 void ptk_zap_range(struct ptk_as *as, struct ptk_gather *g, uint64_t start,
 		   uint64_t end);
 
+/* ptk_zap_range() of only the leaves whose frame @owner owns (a hole
+ * punch: an object's pages go, private copies of them stay). */
+void ptk_zap_range_owned(struct ptk_as *as, struct ptk_gather *g, uint64_t start,
+			 uint64_t end, const struct ptk_rmap *owner);
+
 /* Rewrite the write permission of present leaves in [start, end) and note
  * reduced ones in @g for invalidation. */
 void ptk_change_prot_range(struct ptk_as *as, struct ptk_gather *g,

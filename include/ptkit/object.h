@@ -63,9 +63,10 @@
  *      for each mapping, in its own address space: notifiers' start, a
  *      gather, ptk_zap_range() over the mapping's part, gather finish (TLBs
  *      invalidated, the mapping's references dropped), notifiers' end.
- *      Private mappings lose their copies of those offsets too (the
- *      kernel's truncate does so, even_cows; its hole punch keeps them,
- *      ptkit's zaps them as well).  The address space is alive: its link
+ *      Truncate also takes private mappings' copies of those offsets
+ *      (the kernel's even_cows); a hole punch keeps them and zaps only
+ *      the entries that map the object's own pages, as the kernel's
+ *      does.  The address space is alive: its link
  *      is in the tree, and an address space unlinks only after its own
  *      zap (unmap, fixed-map replacement, destroy).
  *   4. Take the frames out of the cache (their owner cleared) and drop the

@@ -202,6 +202,7 @@ uint64_t ptk_object_size(const struct ptk_object *obj)
 struct zap_args {
 	uint64_t first, last;       /* page offsets zapped */
 	uint64_t mappings;          /* mappings visited */
+	const struct ptk_rmap *only;  /* punch: only the object's own pages */
 };
 
 /* Zap the part of mapping @m that maps offsets [first, last], in its own
@@ -222,7 +223,10 @@ static int zap_mapping(struct ptk_mapping *m, void *arg)
 	struct ptk_gather g;
 	ptk_notify_start(m->as, start, end);
 	ptk_gather_init(&g, m->as, false);
-	ptk_zap_range(m->as, &g, start, end);
+	if (a->only)
+		ptk_zap_range_owned(m->as, &g, start, end, a->only);
+	else
+		ptk_zap_range(m->as, &g, start, end);
 	ptk_gather_finish(&g);
 	ptk_notify_end(m->as, start, end);
 	a->mappings++;
@@ -230,11 +234,15 @@ static int zap_mapping(struct ptk_mapping *m, void *arg)
 }
 
 /* Zap every mapping of offsets [first, last] in every address space, then
- * take the pages out of the cache.  Invalidate lock held for writing: no
- * fault can map one of those pages again meanwhile. */
-static void invalidate_range(struct ptk_object *obj, uint64_t first, uint64_t last)
+ * take the pages out of the cache.  @even_cows: private mappings' copies of
+ * those offsets go too (truncate); otherwise only the object's own pages
+ * (a hole punch).  Invalidate lock held for writing: no fault can map one
+ * of those pages again meanwhile. */
+static void invalidate_range(struct ptk_object *obj, uint64_t first, uint64_t last,
+			     bool even_cows)
 {
-	struct zap_args a = { .first = first, .last = last };
+	struct zap_args a = { .first = first, .last = last,
+			      .only = even_cows ? NULL : &obj->rmap };
 	ptk_rmap_read_lock(&obj->rmap.lock);
 	ptk_rmap_walk(&obj->rmap, first, last, zap_mapping, &a);
 	ptk_rmap_unlock(&obj->rmap.lock);
@@ -255,7 +263,7 @@ int ptk_object_truncate(struct ptk_object *obj, uint64_t size)
 	 * maps a page beyond it once we hold the write side. */
 	atomic_store_explicit(&obj->size, size, memory_order_release);
 	if (size < old)
-		invalidate_range(obj, size / PG, old / PG - 1);
+		invalidate_range(obj, size / PG, old / PG - 1, true);
 	inval_write_unlock(obj);
 	return 0;
 }
@@ -273,7 +281,7 @@ int ptk_object_punch(struct ptk_object *obj, uint64_t off, uint64_t len)
 	/* Nothing is cached or mapped beyond the size. */
 	uint64_t end = off + len < size ? off + len : size;
 	if (off < end)
-		invalidate_range(obj, off / PG, end / PG - 1);
+		invalidate_range(obj, off / PG, end / PG - 1, false);
 	inval_write_unlock(obj);
 	return 0;
 }

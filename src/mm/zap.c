@@ -17,6 +17,9 @@ struct range_walk {
 	enum range_op op;
 	bool writable;              /* OP_PROTECT */
 	bool need_flush;
+	/* OP_ZAP: clear only leaves of frames this reverse map owns (NULL:
+	 * every leaf). */
+	const struct ptk_rmap *only_owner;
 };
 
 /* Process one leaf of locked table @t.  Returns true if the gather is full. */
@@ -39,6 +42,16 @@ static bool leaf_op(struct range_walk *w, struct ptk_frame *t, ptk_slot_t *slot,
 				ptk_gather_note_range(w->g, base, base + size, level);
 		}
 		return false;
+	}
+	if (w->only_owner) {
+		/* The owner of a mapped frame is stable: set before it was
+		 * mapped, cleared only when it leaves its object's cache,
+		 * which the caller (a hole punch) does after this zap. */
+		struct ptk_frame *f = ptk_pte_special(e) ? NULL :
+			ptk_pfn_to_frame(as->ctx, ptk_pte_pfn(e));
+		if (!f || atomic_load_explicit(&ptk_frame_head(as->ctx, f)->owner,
+					       memory_order_relaxed) != w->only_owner)
+			return false;
 	}
 	ptk_pte_xchg(slot, 0);
 	atomic_fetch_sub_explicit(&t->nr_used, 1, memory_order_relaxed);
@@ -162,6 +175,14 @@ static void range_walk(struct range_walk *w)
 void ptk_zap_range(struct ptk_as *as, struct ptk_gather *g, uint64_t start, uint64_t end)
 {
 	struct range_walk w = { .as = as, .g = g, .start = start, .end = end, .op = OP_ZAP };
+	range_walk(&w);
+}
+
+void ptk_zap_range_owned(struct ptk_as *as, struct ptk_gather *g, uint64_t start,
+			 uint64_t end, const struct ptk_rmap *owner)
+{
+	struct range_walk w = { .as = as, .g = g, .start = start, .end = end, .op = OP_ZAP,
+				.only_owner = owner };
 	range_walk(&w);
 }
 

@@ -351,7 +351,8 @@ static void clone_object_mappings(void **state)
 }
 
 /* Punching a hole zaps the mappings of those pages only; they read back
- * zero through pread and the mappings; the size stays. */
+ * zero through pread and the mappings; the size stays; private copies
+ * stay. */
 static void punch_hole(void **state)
 {
 	(void)state;
@@ -379,9 +380,30 @@ static void punch_hole(void **state)
 	/* a hole beyond the size is nothing to do */
 	assert_int_equal(ptk_object_truncate(obj, 8 * PG), 0);
 	assert_int_equal(ptk_object_punch(obj, 8 * PG, 4 * PG), 0);
+
+	/* A private mapping keeps its copies across a punch (the kernel's
+	 * hole punch without even_cows) and loses its read-only mappings of
+	 * the object's pages; truncate takes the copies too. */
+	struct ptk_as *c = new_as(ctx);
+	map_at(c, C_VA, 8 * PG, RW, PTK_MAP_PRIVATE, obj, 0);
+	assert_int_equal(ptk_populate(c, C_VA, 8 * PG, PTK_ACCESS_READ), 0);
+	host(c, C_VA + 1 * PG, PTK_ACCESS_WRITE)[0] = 0xc1;   /* a copy */
+	uint64_t copy = pfn_of(c, C_VA + 1 * PG);
+	assert_int_equal(ptk_object_punch(obj, 0, 3 * PG), 0);
+	assert_true(mapped(c, C_VA + 1 * PG));
+	assert_int_equal(pfn_of(c, C_VA + 1 * PG), copy);
+	assert_int_equal(host(c, C_VA + 1 * PG, PTK_ACCESS_READ)[0], 0xc1);
+	assert_false(mapped(c, C_VA + 0 * PG));
+	assert_false(mapped(c, C_VA + 2 * PG));
+	assert_true(mapped(c, C_VA + 3 * PG));
+	assert_int_equal(obj_byte(obj, 1 * PG), 0);
+	assert_int_equal(ptk_object_truncate(obj, 1 * PG), 0);
+	assert_false(mapped(c, C_VA + 1 * PG));
 	ptk_object_release(obj);
 	ptk_as_destroy(a);
 	ptk_as_destroy(b);
+	ptk_as_destroy(c);
+	assert_int_equal(data_in_use(ctx) - base, 0);
 	test_teardown(ctx, NULL);
 }
 
