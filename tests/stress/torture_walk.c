@@ -95,7 +95,8 @@ static void check_snapshot(uint64_t va, const struct ptk_xlate *x)
 
 static void check_pinned(uint64_t va, uint64_t pfn, const char *when)
 {
-	uint64_t v = *(volatile uint64_t *)ptk_pfn_host(ctx, pfn);
+	/* Relaxed atomics: a writer may store the same tag meanwhile. */
+	uint64_t v = __atomic_load_n((uint64_t *)ptk_pfn_host(ctx, pfn), __ATOMIC_RELAXED);
 	if (v != 0 && v != tag_of(va))
 		FAIL("reader: pinned frame %#" PRIx64 " of %#" PRIx64 " holds %#" PRIx64 " %s%s\n",
 		     pfn, va, v, when, v == POISON64 ? " (freed!)" : "");
@@ -207,7 +208,7 @@ static void write_tag(uint64_t va)
 {
 	struct ptk_xlate x;
 	if (ptk_translate(as, va, &x) == 0 && !ptk_pte_special(x.pte))
-		*(volatile uint64_t *)x.host = tag_of(va);
+		__atomic_store_n((uint64_t *)x.host, tag_of(va), __ATOMIC_RELAXED);
 }
 
 static void writer_op(unsigned id, uint64_t *s, unsigned slot, enum slot_kind *k)
