@@ -11,6 +11,10 @@
  * writable or not, special frame number, and for anonymous pages the
  * contents tag written by the last write fault (zero after a drop or a fresh
  * fault).  The region list and the resident-frame counter are compared too.
+ * A clone (OP_CLONE: space i forked into slot i+1) shares anonymous pages
+ * copy-on-write: the model marks them, a write in one space must never show
+ * in the other, and a marked page may be write-protected or not (a 2 MiB
+ * leaf left to one space gets write back whole).
  * At the end every page of the window is checked, the address spaces are
  * destroyed and every frame must be back in the pool.
  *
@@ -81,7 +85,7 @@ enum op {
 	OP_DROP, OP_FAULT, OP_WRITE, OP_POPULATE, OP_TRANSLATE, OP_RECREATE,
 	OP_INJECT,
 	OP_SPLIT, OP_COLLAPSE, OP_PIN, OP_UNPIN, OP_KMAP, OP_KUNMAP,
-	OP_ACTIVATE, OP_TLB,
+	OP_ACTIVATE, OP_TLB, OP_CLONE,
 	/* new operations go here */
 	OP_NR
 };
@@ -89,6 +93,7 @@ static const char *const op_names[OP_NR] = {
 	"map_anon", "map_special", "map_special_1g", "unmap", "protect", "drop",
 	"fault", "write", "populate", "translate", "recreate", "inject",
 	"split", "collapse", "pin", "unpin", "kmap", "kunmap", "activate", "tlb",
+	"clone",
 };
 
 /* Kernel half: a 4 MiB window straddling a 1 GiB line of the kernel half of
@@ -172,7 +177,7 @@ static void check_page(struct fz *f, unsigned i, uint64_t va)
 	}
 	if (rc != 0)
 		fz_fail(f, "as%u %#" PRIx64 ": translate %d, model: present", i, va, rc);
-	if (ptk_pte_write(x.pte) != l.writable)
+	if (!l.cow && ptk_pte_write(x.pte) != l.writable)
 		fz_fail(f, "as%u %#" PRIx64 ": writable %d, model %d", i, va,
 			ptk_pte_write(x.pte), l.writable);
 	if (l.kind == PTK_REGION_SPECIAL) {
@@ -217,7 +222,7 @@ static void check_tlb_page(struct fz *f, unsigned i, uint64_t va)
 			fz_fail(f, "as%u %#" PRIx64 ": tlb contents %u, model %u", i, va, got, l.tag);
 	}
 	rc = ptk_tlb_translate(f->cpu, va, PTK_ACCESS_WRITE, &x);
-	if (rc != (l.writable ? 0 : -EACCES))
+	if (l.cow ? rc != 0 && rc != -EACCES : rc != (l.writable ? 0 : -EACCES))
 		fz_fail(f, "as%u %#" PRIx64 ": tlb write translate %d, model writable %d", i, va,
 			rc, l.writable);
 }
@@ -748,19 +753,26 @@ static void run_op(struct fz *f, const uint8_t *b)
 		if (a.misc & 1) {
 			got = ptk_pin_fast(f->as[i], a.va, n, access, pfns);
 			DISARM();
-			unsigned want_n = 0;
-			for (; (a.va & (PTK_PAGE_SIZE - 1)) == 0 && want_n < n; want_n++) {
+			/* Leading pages pinnable: at least want_n, at most
+			 * max_n when cow pages (writable or not) come first. */
+			unsigned want_n = 0, max_n = 0;
+			bool sure = true;
+			for (; (a.va & (PTK_PAGE_SIZE - 1)) == 0 && max_n < n; max_n++) {
 				struct model_lookup l;
-				uint64_t va = a.va + (uint64_t)want_n * PTK_PAGE_SIZE;
+				uint64_t va = a.va + (uint64_t)max_n * PTK_PAGE_SIZE;
 				if (va >= m->user_end)
 					break;
 				model_lookup(m, va, &l);
 				if (!l.present || l.kind != PTK_REGION_ANON ||
-				    (access == PTK_ACCESS_WRITE && !l.writable))
+				    (access == PTK_ACCESS_WRITE && !l.writable && !l.cow))
 					break;
+				if (access == PTK_ACCESS_WRITE && l.cow)
+					sure = false;
+				if (sure)
+					want_n++;
 			}
-			if (got != want_n)
-				fz_fail(f, "pin_fast pinned %u, model %u", got, want_n);
+			if (got < want_n || got > max_n)
+				fz_fail(f, "pin_fast pinned %u, model %u..%u", got, want_n, max_n);
 		} else {
 			access = (b[6] & 2) ? a.access : access;
 			rc = ptk_pin(f->as[i], a.va, n, access, pfns);
@@ -930,6 +942,39 @@ static void run_op(struct fz *f, const uint8_t *b)
 				check_tlb_page(f, i, (a.va + k) & ~(PTK_PAGE_SIZE - 1));
 		if (a.misc & 2)
 			ptk_cpu_quiesce(f->cpu);
+		break;
+	}
+	case OP_CLONE: {
+		/* Clone space i into the next slot (fork), replacing what was
+		 * there: both then share their anonymous pages copy-on-write,
+		 * and every later check compares both with their models. */
+		unsigned j = (i + 1) % NAS;
+		if (f->cpu && f->cur == (int)j) {
+			ptk_cpu_switch(f->cpu, NULL);
+			f->cur = -1;
+		}
+		if (f->as[j]) {
+			ptk_as_destroy(f->as[j]);
+			f->as[j] = NULL;
+		}
+		model_free(&f->m[j]);
+		model_init(&f->m[j], ptk_as_levels(f->as[i]));
+		f->ksynced[j] = !ksync_lazy(f);
+		rc = ptk_as_clone(f->as[i], &f->as[j]);
+		DISARM();
+		if (rc == -ENOMEM && fired) {
+			f->as[j] = NULL;
+			model_clone(&f->m[i], NULL);
+			break;
+		}
+		expect(f, "clone", rc, 0);
+		if (rc) {
+			f->as[j] = NULL;
+			break;
+		}
+		model_clone(&f->m[i], &f->m[j]);
+		set_oracle(f, j);
+		check_space(f, j, check_lo, check_hi);
 		break;
 	}
 	case OP_INJECT:

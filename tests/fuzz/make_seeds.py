@@ -7,7 +7,8 @@ split by protect/unmap/drop, special mappings with 2 MiB and 1 GiB leaves cut
 inside the window, recreated 5-level spaces, and injected failures before
 populate, unmap, protect, drop and special maps; explicit split and
 collapse, pins kept across unmap and drop, kernel mappings with activation
-and kernel faults, and software-TLB translation, the last under every
+and kernel faults, clones (fork) written on both sides, and software-TLB
+translation, the last under every
 design (a trailing byte after the last whole operation picks kernel_sync,
 walk_mode, gather_mode and tlb_mode).  Run from anywhere:
     python3 tests/fuzz/make_seeds.py
@@ -18,7 +19,7 @@ import struct
 
 (MAP_ANON, MAP_SPECIAL, MAP_1G, UNMAP, PROTECT, DROP, FAULT, WRITE, POPULATE,
  TRANSLATE, RECREATE, INJECT, SPLIT, COLLAPSE, PIN, UNPIN, KMAP, KUNMAP,
- ACTIVATE, TLB) = range(20)
+ ACTIVATE, TLB, CLONE) = range(21)
 FIXED, NOREPLACE, HUGE, POPULATE_F = 1, 2, 4, 8
 R, W = 1, 2
 
@@ -193,12 +194,40 @@ tlb_ops = [
     op(RECREATE, 0),
     op(TLB, 0, 100, pages(4)),
 ]
+clone_ops = [
+    op(MAP_ANON, 0, 100, pages(16), R | W, FIXED),
+    op(WRITE, 0, 100, pages(8)),
+    op(MAP_ANON, 0, 1024, huge(1), R | W, FIXED | HUGE | POPULATE_F, True),
+    op(WRITE, 0, 1030, pages(2)),
+    op(MAP_SPECIAL, 0, 600, pages(4), R | W, FIXED, misc=4),
+    op(PIN, 0, 102, pages(2), misc=0),
+    op(CLONE, 0),                                 # space 0 -> 1
+    op(WRITE, 1, 100, pages(4)),                  # copies in the child
+    op(WRITE, 0, 102, pages(4)),                  # copies in the parent
+    op(WRITE, 1, 1031, pages(1)),                 # splits the shared 2 MiB leaf
+    op(TLB, 0, 100, pages(16), misc=1),
+    op(PROTECT, 0, 100, pages(8), R),
+    op(PROTECT, 0, 100, pages(8), R | W),         # COW leaves stay read-only
+    op(WRITE, 0, 106, pages(2)),
+    op(CLONE, 1),                                 # space 1 -> 2: a chain
+    op(WRITE, 2, 100, pages(16)),
+    op(DROP, 1, 100, pages(4)),
+    op(UNMAP, 0, 100, pages(8)),
+    op(RECREATE, 1),                              # a parent goes first
+    op(TLB, 2, 100, pages(8)),
+    op(UNPIN, misc=1),
+    op(INJECT, 0, prot=0, misc=3),
+    op(CLONE, 2),                                 # a clone that may fail
+    op(WRITE, 2, 1024, pages(4)),
+]
 designs = {'default': design(), 'lazy-ksync': design(1), 'legacy-ksync': design(2),
            'old': design(2, 1, 1, 1), 'tlb-lazy': design(1, 0, 0, 1),
            'ipi-gather-legacy': design(0, 1, 1, 0)}
 for name, d in designs.items():
     seeds['kernel-' + name] = kernel_ops + [d]
     seeds['tlb-' + name] = tlb_ops + [d]
+seeds['clone'] = clone_ops
+seeds['clone-old'] = clone_ops + [design(2, 1, 1, 1)]
 seeds['split-collapse-old'] = seeds['split-collapse'] + [design(2, 1, 1, 1)]
 seeds['pin-old'] = seeds['pin'] + [design(1, 1, 1, 1)]
 

@@ -145,7 +145,7 @@ static void p_insert(struct model *m, uint64_t pn, uint32_t tag)
 	}
 	m->p = grow(m->p, &m->pcap, m->np + 1, sizeof(*m->p));
 	memmove(&m->p[i + 1], &m->p[i], (m->np - i) * sizeof(*m->p));
-	m->p[i] = (struct model_page){ pn, tag };
+	m->p[i] = (struct model_page){ pn, tag, false };
 	m->np++;
 }
 
@@ -296,11 +296,16 @@ int model_drop(struct model *m, uint64_t va, uint64_t len)
 	return cov ? 0 : -ENOMEM;
 }
 
-static int fault_anon(struct model *m, const struct model_region *r, uint64_t va)
+static int fault_anon(struct model *m, const struct model_region *r, uint64_t va,
+		      unsigned access)
 {
 	uint64_t pn = va / PAGE;
-	if (p_find(m, pn))
+	struct model_page *p = p_find(m, pn);
+	if (p) {
+		if (access == PTK_ACCESS_WRITE)
+			p->cow = false;     /* the write fault copies or reuses */
 		return 0;
+	}
 	if (m->may_fail && m->oracle.present && !m->oracle.present(m->oracle.arg, va))
 		return -ENOMEM;
 	uint64_t hbase = va & ~(PTK_HUGE_2M - 1);
@@ -329,7 +334,7 @@ int model_fault(struct model *m, uint64_t va, unsigned access)
 	if (!(r->prot & need[access]))
 		return -EACCES;
 	if (r->kind == PTK_REGION_ANON)
-		return fault_anon(m, r, va);
+		return fault_anon(m, r, va, access);
 	return 0;
 }
 
@@ -378,8 +383,26 @@ void model_lookup(const struct model *m, uint64_t va, struct model_lookup *out)
 			return;
 		out->present = true;
 		out->tag = p->tag;
+		out->cow = p->cow && (r->prot & PTK_PROT_WRITE);
 	}
-	out->writable = (r->prot & PTK_PROT_WRITE) != 0;
+	out->writable = (r->prot & PTK_PROT_WRITE) != 0 && !out->cow;
+}
+
+void model_clone(struct model *src, struct model *dst)
+{
+	for (size_t i = 0; i < src->np; i++)
+		src->p[i].cow = true;
+	if (!dst)
+		return;
+	dst->user_end = src->user_end;
+	dst->r = grow(dst->r, &dst->rcap, src->nr, sizeof(*dst->r));
+	if (src->nr)
+		memcpy(dst->r, src->r, src->nr * sizeof(*dst->r));
+	dst->nr = src->nr;
+	dst->p = grow(dst->p, &dst->pcap, src->np, sizeof(*dst->p));
+	if (src->np)
+		memcpy(dst->p, src->p, src->np * sizeof(*dst->p));
+	dst->np = src->np;
 }
 
 void model_set_tag(struct model *m, uint64_t va, uint32_t tag)

@@ -8,11 +8,16 @@
  *            flags (PTK_MAP_HUGE only), kind, pfn (special: frame of start)},
  *            split and cut exactly as ptkit splits and cuts them (no merging);
  *   pages    a sorted array of the anonymous pages that hold a frame:
- *            page number -> contents tag (0: the page reads as zero).
+ *            page number -> contents tag (0: the page reads as zero), and
+ *            cow: shared copy-on-write since a clone (model_clone), until
+ *            a write fault on the page breaks the sharing.
  * Derived: a page is present if it is in @pages (anonymous) or inside a
  * special region (always present, frame region.pfn + offset); it is
- * writable iff present and its region's prot has PTK_PROT_WRITE (ptkit has
- * no copy-on-write yet: a leaf's write bit always follows the region).
+ * writable iff present, its region's prot has PTK_PROT_WRITE and it is not
+ * cow.  A cow page may be writable in ptkit all the same (a write fault on
+ * one page of a 2 MiB leaf nobody else maps any more makes the whole leaf
+ * writable), so checks accept either for it (model_lookup.cow); what COW
+ * must guarantee - a write shows in one space only - the contents say.
  *
  * Every operation returns the result ptkit must return, and changes the
  * model as ptkit must change the address space, assuming every allocation
@@ -31,8 +36,8 @@
  *
  * Extension point: a new ptkit operation gets a model_<op>() here that
  * states its result and its effect on regions and pages (kernel-half
- * mappings, collapse, clone and truncate when they exist: clone copies both
- * arrays; collapse changes nothing observable except through the oracle).
+ * mappings, collapse, truncate when they exist: collapse changes nothing
+ * observable except through the oracle).
  */
 #ifndef PTKIT_TEST_MODEL_H
 #define PTKIT_TEST_MODEL_H
@@ -57,6 +62,7 @@ struct model_region {
 struct model_page {
 	uint64_t pn;      /* va >> PTK_PAGE_SHIFT */
 	uint32_t tag;
+	bool cow;         /* shared copy-on-write since a clone */
 };
 
 struct model_oracle {
@@ -82,6 +88,7 @@ struct model_lookup {
 	unsigned prot;
 	uint64_t pfn;                /* special pages */
 	uint32_t tag;                /* anonymous pages */
+	bool cow;                    /* may be write-protected (see above) */
 };
 
 /* An empty address space of @levels levels (4 or 5). */
@@ -105,6 +112,10 @@ int model_populate(struct model *m, uint64_t va, uint64_t len, unsigned access);
 int model_translate_fault(struct model *m, uint64_t va, unsigned access);
 
 void model_lookup(const struct model *m, uint64_t va, struct model_lookup *out);
+/* ptk_as_clone: @dst (initialised, empty) becomes a copy of @src; every
+ * anonymous page of both becomes cow.  Also the parent's state after a
+ * clone that failed (@dst NULL): its pages may be write-protected. */
+void model_clone(struct model *src, struct model *dst);
 /* Record that the anonymous page at @va now holds @tag (a write). */
 void model_set_tag(struct model *m, uint64_t va, uint32_t tag);
 /* Anonymous pages holding a frame (ptk_as_stats.rss_frames). */
