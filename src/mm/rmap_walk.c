@@ -80,8 +80,8 @@ restart:;
 			uint64_t base = ptk_level_base(va, level);
 			uint64_t size = ptk_level_size(level);
 			if (!gathering) {
-				ptk_rcu_read_unlock();
 				ptk_table_unlock(t);
+				ptk_rcu_read_unlock();
 				/* Notifiers: no table lock held (the rmap
 				 * lock is, as i_mmap_rwsem is in Linux). */
 				nstart = base;
