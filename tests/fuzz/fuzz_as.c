@@ -157,9 +157,16 @@ static bool oracle_present(void *arg, uint64_t va)
 	return ptk_translate(arg, va, &x) == 0;
 }
 
+static bool oracle_writable(void *arg, uint64_t va)
+{
+	struct ptk_xlate x;
+	return ptk_translate(arg, va, &x) == 0 && ptk_pte_write(x.pte);
+}
+
 static void set_oracle(struct fz *f, unsigned i)
 {
-	f->m[i].oracle = (struct model_oracle){ oracle_huge, oracle_present, f->as[i] };
+	f->m[i].oracle = (struct model_oracle){ oracle_huge, oracle_present, f->as[i],
+						oracle_writable };
 }
 
 /* ---- checks -------------------------------------------------------------- */

@@ -302,8 +302,14 @@ static int fault_anon(struct model *m, const struct model_region *r, uint64_t va
 	uint64_t pn = va / PAGE;
 	struct model_page *p = p_find(m, pn);
 	if (p) {
-		if (access == PTK_ACCESS_WRITE)
-			p->cow = false;     /* the write fault copies or reuses */
+		if (access == PTK_ACCESS_WRITE && p->cow) {
+			/* The write fault copies (or reuses) the frame; a copy
+			 * needs a frame, which may fail. */
+			if (m->may_fail && m->oracle.writable &&
+			    !m->oracle.writable(m->oracle.arg, va))
+				return -ENOMEM;
+			p->cow = false;
+		}
 		return 0;
 	}
 	if (m->may_fail && m->oracle.present && !m->oracle.present(m->oracle.arg, va))

@@ -32,6 +32,8 @@
  *            failure is injected): whether a page the model would fault in
  *            is present; if not, the fault failed with -ENOMEM and changed
  *            nothing (populate stops there).
+ *   writable the same for a write fault on a cow page (its copy needs a
+ *            frame): whether the page is writable now; if not, -ENOMEM.
  * Without an oracle, faults map 4 KiB pages and never fail.
  *
  * Extension point: a new ptkit operation gets a model_<op>() here that
@@ -69,6 +71,9 @@ struct model_oracle {
 	bool (*huge)(void *arg, uint64_t va);
 	bool (*present)(void *arg, uint64_t va);
 	void *arg;
+	/* Only when allocations may fail: whether the page at @va is now
+	 * writable (a write fault on a cow page copies it, which can fail). */
+	bool (*writable)(void *arg, uint64_t va);
 };
 
 struct model {

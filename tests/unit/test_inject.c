@@ -104,7 +104,7 @@ static void env_begin(struct env *e, struct ptk_ctx *ctx)
 	e->ctx = ctx;
 	assert_int_equal(ptk_as_create(ctx, 4, &e->as), 0);
 	model_init(&e->m, 4);
-	e->m.oracle = (struct model_oracle){ oracle_huge, oracle_present, e->as };
+	e->m.oracle = (struct model_oracle){ oracle_huge, oracle_present, e->as, NULL };
 }
 
 static void env_end(struct env *e)

@@ -72,7 +72,7 @@ static void agrees_with_ptkit(void **state)
 	assert_int_equal(ptk_as_create(ctx, 4, &as), 0);
 	struct model m;
 	model_init(&m, 4);
-	m.oracle = (struct model_oracle){ huge_oracle, NULL, as };
+	m.oracle = (struct model_oracle){ huge_oracle, NULL, as, NULL };
 	uint64_t base = 1 * GiB;
 /* ptkit first: the model asks the oracle about what ptkit did. */
 #define BOTH(call_p, call_m) do { int rp_ = (call_p); int rm_ = (call_m); \
