@@ -486,6 +486,15 @@ static inline ptk_slot_t *ptk_table_slots(struct ptk_ctx *ctx, struct ptk_frame 
 	return (ptk_slot_t *)ptk_pfn_host_fast(ctx, ptk_frame_pfn_fast(ctx, t));
 }
 
+/* Descend @as toward @va from the root, recording the tables passed in
+ * @path, to the first entry that is not a table pointer (a leaf or an
+ * empty entry): returns its slot, with its level in *level and the value
+ * read (once) in *e.  Inside a read-side section; takes no lock (a writer
+ * then locks path->table[*level] with ptk_table_lock_attached() and
+ * re-checks the entry). */
+ptk_slot_t *ptk_descend(struct ptk_as *as, uint64_t va, struct ptk_path *path,
+			unsigned *level, ptk_pte_t *e);
+
 /* Allocate an empty table for @level.  NULL on exhaustion. */
 struct ptk_frame *ptk_table_alloc(struct ptk_ctx *ctx, unsigned level);
 /* Free a table nobody else ever saw (never published). */

@@ -87,22 +87,12 @@ static uint64_t clone_step(struct clone_walk *w, uint64_t va, uint64_t end, int 
 	struct ptk_as *p = w->parent;
 	struct ptk_ctx *ctx = p->ctx;
 	struct ptk_path path;
-	unsigned level = p->levels - 1;
-	path.table[level] = p->root;
-	ptk_slot_t *slots;
-	for (;;) {
-		slots = ptk_table_slots(ctx, path.table[level]);
-		ptk_pte_t e = ptk_pte_load(&slots[ptk_level_index(va, level)]);
-		if (!ptk_pte_present(e))
-			return ptk_level_next(va, level, end);
-		if (ptk_pte_is_leaf(e))
-			break;
-		PTK_BUG_ON(level == 0, "table pointer at level 0");
-		path.table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
-		path.parent_slot[level - 1] = &slots[ptk_level_index(va, level)];
-		path.parent_seen[level - 1] = e;
-		level--;
-	}
+	unsigned level;
+	ptk_pte_t e;
+	ptk_descend(p, va, &path, &level, &e);
+	if (!ptk_pte_present(e))
+		return ptk_level_next(va, level, end);
+	ptk_slot_t *slots = ptk_table_slots(ctx, path.table[level]);
 	/* A leaf at @level: the child's table at that level first (locked),
 	 * then the parent's. */
 	struct ptk_path cpath;
@@ -120,14 +110,14 @@ static uint64_t clone_step(struct clone_walk *w, uint64_t va, uint64_t end, int 
 	uint64_t span_end = level + 1 < p->levels ? ptk_level_next(va, level + 1, end) : end;
 	while (va < span_end) {
 		ptk_slot_t *ps = &slots[ptk_level_index(va, level)];
-		ptk_pte_t e = ptk_pte_load(ps);
-		if (ptk_pte_is_table(e))
+		ptk_pte_t cur = ptk_pte_load(ps);
+		if (ptk_pte_is_table(cur))
 			break;          /* replaced by a table meanwhile: descend */
-		if (ptk_pte_is_leaf(e)) {
+		if (ptk_pte_is_leaf(cur)) {
 			uint64_t base = ptk_level_base(va, level);
 			PTK_BUG_ON(base < w->r->start || base + ptk_level_size(level) > w->r->end,
 				   "leaf straddles a region boundary");
-			copy_leaf(w, ps, e, ct, &cslots[ptk_level_index(va, level)], level, base);
+			copy_leaf(w, ps, cur, ct, &cslots[ptk_level_index(va, level)], level, base);
 		}
 		va = ptk_level_next(va, level, end);
 	}

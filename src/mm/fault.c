@@ -157,24 +157,12 @@ static int fault_wp(struct ptk_as *as, const struct ptk_region *r, uint64_t va)
 	ptk_rcu_read_lock();
 restart:;
 	struct ptk_path path;
-	unsigned level = as->levels - 1;
-	path.table[level] = as->root;
-	ptk_slot_t *slot;
+	unsigned level;
 	ptk_pte_t e;
-	for (;;) {
-		slot = &ptk_table_slots(ctx, path.table[level])[ptk_level_index(va, level)];
-		e = ptk_pte_load(slot);
-		if (!ptk_pte_present(e)) {
-			rc = FAULT_RETRY;
-			goto out;
-		}
-		if (ptk_pte_is_leaf(e))
-			break;
-		PTK_BUG_ON(level == 0, "table pointer at level 0");
-		path.table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
-		path.parent_slot[level - 1] = slot;
-		path.parent_seen[level - 1] = e;
-		level--;
+	ptk_slot_t *slot = ptk_descend(as, va, &path, &level, &e);
+	if (!ptk_pte_present(e)) {
+		rc = FAULT_RETRY;
+		goto out;
 	}
 	struct ptk_frame *t = path.table[level];
 	if (!ptk_table_lock_attached(as, &path, level))

@@ -49,21 +49,12 @@ static int visit(struct frame_walk *fw, struct ptk_as *as, uint64_t va)
 	ptk_rcu_read_lock();
 restart:;
 	struct ptk_path path;
-	unsigned level = as->levels - 1;
-	path.table[level] = as->root;
-	for (;;) {
-		ptk_slot_t *slot = &ptk_table_slots(ctx, path.table[level])[ptk_level_index(va, level)];
-		ptk_pte_t e = ptk_pte_load(slot);
+	unsigned level;
+	ptk_pte_t e;
+	ptk_slot_t *slot = ptk_descend(as, va, &path, &level, &e);
+	do {
 		if (!ptk_pte_present(e))
 			break;
-		if (ptk_pte_is_table(e)) {
-			PTK_BUG_ON(level == 0, "table pointer at level 0");
-			path.table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
-			path.parent_slot[level - 1] = slot;
-			path.parent_seen[level - 1] = e;
-			level--;
-			continue;
-		}
 		uint64_t pfn = ptk_pte_pfn(e);
 		uint64_t npfn = ptk_level_size(level) >> PTK_PAGE_SHIFT;
 		if (ptk_pte_special(e) || fw->pfn < pfn || fw->pfn >= pfn + npfn)
@@ -106,7 +97,7 @@ restart:;
 		}
 		ptk_table_unlock(t);
 		break;
-	}
+	} while (0);
 	ptk_rcu_read_unlock();
 	if (gathering) {
 		/* The entry left every TLB before its reference drops. */

@@ -155,6 +155,29 @@ restart:;
 	return rc;
 }
 
+ptk_slot_t *ptk_descend(struct ptk_as *as, uint64_t va, struct ptk_path *path,
+			unsigned *level_out, ptk_pte_t *e_out)
+{
+	struct ptk_ctx *ctx = as->ctx;
+	unsigned level = as->levels - 1;
+	path->table[level] = as->root;
+	for (;;) {
+		ptk_slot_t *slot = &ptk_table_slots(ctx, path->table[level])[ptk_level_index(va, level)];
+		/* One load, kept: the walker rules of walk.h. */
+		ptk_pte_t e = ptk_pte_load(slot);
+		if (!ptk_pte_is_table(e)) {
+			*level_out = level;
+			*e_out = e;
+			return slot;
+		}
+		PTK_BUG_ON(level == 0, "table pointer at level 0");
+		path->table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
+		path->parent_slot[level - 1] = slot;
+		path->parent_seen[level - 1] = e;
+		level--;
+	}
+}
+
 int ptk_split_boundary(struct ptk_as *as, uint64_t va)
 {
 	/* The largest leaf is 1 GiB: nothing straddles a 1 GiB boundary.  A

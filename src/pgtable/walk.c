@@ -136,22 +136,13 @@ static int pin_locked(struct ptk_as *as, uint64_t va, unsigned access, uint64_t 
 	ptk_rcu_read_lock();
 restart:;
 	struct ptk_path path;
-	unsigned level = as->levels - 1;
-	path.table[level] = as->root;
-	for (;;) {
-		ptk_slot_t *slot = &ptk_table_slots(ctx, path.table[level])[ptk_level_index(va, level)];
-		ptk_pte_t e = ptk_pte_load(slot);
+	unsigned level;
+	ptk_pte_t e;
+	ptk_slot_t *slot = ptk_descend(as, va, &path, &level, &e);
+	do {
 		if (!ptk_pte_present(e)) {
 			rc = -EAGAIN;
 			break;
-		}
-		if (ptk_pte_is_table(e)) {
-			PTK_BUG_ON(level == 0, "table pointer at level 0");
-			path.table[level - 1] = ptk_pfn_to_frame(ctx, ptk_pte_pfn(e));
-			path.parent_slot[level - 1] = slot;
-			path.parent_seen[level - 1] = e;
-			level--;
-			continue;
 		}
 		if (!ptk_table_lock_attached(as, &path, level))
 			goto restart;
@@ -173,7 +164,7 @@ restart:;
 		}
 		ptk_table_unlock(path.table[level]);
 		break;
-	}
+	} while (0);
 	ptk_rcu_read_unlock();
 	return rc;
 }
