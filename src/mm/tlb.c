@@ -548,9 +548,18 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 	if (__builtin_expect(as->kernel_ref, 0))
 		return kernel_flush(ctx, all, s, e);
 	struct ptk_cpu *self = ptk_this_cpu;
+	/* The mask, read once.  Seq_cst: the store-buffering pair with a CPU
+	 * switching in (above).  Acquire: a CPU that switched out cleared its
+	 * bit with a release after its last use of our translations, so a
+	 * CPU absent from this snapshot is ordered before the frees that
+	 * follow.  (A second, relaxed read here once lost that edge for a CPU
+	 * leaving between the two reads.) */
+	uint64_t mask[PTK_TLB_MASK_WORDS];
 	bool any = false;
-	for (unsigned w = 0; w < PTK_TLB_MASK_WORDS; w++)
-		any |= atomic_load_explicit(&as->cpumask[w], memory_order_seq_cst) != 0;
+	for (unsigned w = 0; w < PTK_TLB_MASK_WORDS; w++) {
+		mask[w] = atomic_load_explicit(&as->cpumask[w], memory_order_seq_cst);
+		any |= mask[w] != 0;
+	}
 	if (!any)
 		return true;
 	PTK_AS_ADD(as, shootdowns, 1);
@@ -573,7 +582,7 @@ bool ptk_tlb_flush_gather(struct ptk_gather *g)
 	struct ptk_cpu *targets[PTK_TLB_MAX_CPUS];
 	unsigned n = 0;
 	for (unsigned w = 0; w < PTK_TLB_MASK_WORDS; w++) {
-		uint64_t m = atomic_load_explicit(&as->cpumask[w], memory_order_relaxed);
+		uint64_t m = mask[w];
 		while (m) {
 			unsigned id = w * 64 + (unsigned)__builtin_ctzll(m);
 			m &= m - 1;

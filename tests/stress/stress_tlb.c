@@ -17,7 +17,9 @@
  * Writers check that the notifier saw every range (start and end, exact).
  * One writer is itself a CPU (self-invalidation, answering while it waits).
  * CPUs sometimes go quiet outside ptkit code (answered for while IDLE) and switch away.
- * Runs every TLB mode, and the legacy gather, in turn.  At the end every
+ * First, for each TLB mode, one deterministic check that a CPU which
+ * switched out of a space is ordered before that space's frees (see
+ * check_switch_out).  Then runs every TLB mode, and the legacy gather, in turn.  At the end every
  * frame is back in the pool.
  *
  * Usage: stress_tlb [-s SEED] [-t SECONDS] [-c CPUS] [-w WRITERS]
@@ -25,6 +27,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +258,91 @@ static void *cpu_main(void *arg)
 	return NULL;
 }
 
+/* ---- a CPU that switched out is ordered before the frees -------------- */
+
+/* The leaver writes a page of space A through its TLB, switches to space B
+ * and tells the main thread with relaxed stores only (no happens-before
+ * edge of the test's own).  The main thread, itself a CPU in A so A's mask
+ * is not empty, then unmaps the page and the frame is freed (and poisoned,
+ * contracts builds).  The flush must order the leaver's last use before
+ * the free through A's mask (the leaver's release when it cleared its
+ * bit): under TSan a missing acquire is reported as a race between the
+ * leaver's write and the poisoning.  In every build: the unmap returns,
+ * the frame goes back to the pool, and the leaver's translation of the
+ * page in B fails. */
+static _Atomic int leave_phase;
+static struct ptk_as *leave_a, *leave_b;
+#define LEAVE_VA (BASE + (UINT64_C(1) << 30))
+
+static void *leaver_main(void *arg)
+{
+	(void)arg;
+	struct ptk_cpu *cpu;
+	struct ptk_xlate x;
+	if (ptk_cpu_register(ctx, &cpu)) {
+		FAIL("stress_tlb: leaver cpu register failed\n");
+		atomic_store_explicit(&leave_phase, 1, memory_order_relaxed);
+		return NULL;
+	}
+	ptk_cpu_switch(cpu, leave_a);
+	int rc = ptk_tlb_translate_fault(cpu, LEAVE_VA, PTK_ACCESS_WRITE, &x);
+	if (rc)
+		FAIL("stress_tlb: leaver fault: %d\n", rc);
+	else
+		atomic_store_explicit((_Atomic uint64_t *)x.host, stamp(LEAVE_VA),
+				      memory_order_relaxed);
+	ptk_cpu_switch(cpu, leave_b);
+	atomic_store_explicit(&leave_phase, 1, memory_order_relaxed);
+	while (atomic_load_explicit(&leave_phase, memory_order_relaxed) != 2)
+		sched_yield();
+	if (ptk_tlb_translate(cpu, LEAVE_VA, PTK_ACCESS_READ, &x) == 0)
+		FAIL("stress_tlb: space B translates space A's page\n");
+	ptk_cpu_quiesce(cpu);
+	ptk_cpu_switch(cpu, NULL);
+	ptk_cpu_unregister(cpu);
+	return NULL;
+}
+
+static void check_switch_out(enum ptk_tlb_mode tlb)
+{
+	struct ptk_ctx_config cfg;
+	ptk_ctx_config_default(&cfg);
+	cfg.pool_bytes = 16ull << 20;
+	cfg.tlb_mode = tlb;
+	struct ptk_cpu *self;
+	uint64_t va = LEAVE_VA;
+	if (ptk_ctx_create(&cfg, &ctx) || ptk_as_create(ctx, 4, &leave_a) ||
+	    ptk_as_create(ctx, 4, &leave_b) ||
+	    ptk_map_anon(leave_a, &va, PTK_PAGE_SIZE, PTK_PROT_READ | PTK_PROT_WRITE,
+		    PTK_MAP_FIXED) || ptk_cpu_register(ctx, &self)) {
+		fprintf(stderr, "stress_tlb: switch-out setup failed\n");
+		failures++;
+		return;
+	}
+	ptk_cpu_switch(self, leave_a);
+	atomic_store_explicit(&leave_phase, 0, memory_order_relaxed);
+	pthread_t t;
+	pthread_create(&t, NULL, leaver_main, NULL);
+	while (atomic_load_explicit(&leave_phase, memory_order_relaxed) != 1)
+		sched_yield();
+	int rc = ptk_unmap(leave_a, LEAVE_VA, PTK_PAGE_SIZE);
+	if (rc)
+		FAIL("stress_tlb: switch-out unmap: %d\n", rc);
+	atomic_store_explicit(&leave_phase, 2, memory_order_relaxed);
+	pthread_join(t, NULL);
+	ptk_cpu_switch(self, NULL);
+	ptk_cpu_unregister(self);
+	ptk_as_destroy(leave_a);
+	ptk_as_destroy(leave_b);
+	uint64_t in_use, nfree, capacity;
+	if (!stress_pool_back(ctx, &in_use, &nfree, &capacity))
+		FAIL("stress_tlb: switch-out: %" PRIu64 " frames still in use, %" PRIu64 "/%" PRIu64
+		     " free\n", in_use, nfree, capacity);
+	ptk_ctx_destroy(ctx);
+	printf("  tlb=%s: switch-out ordering checked\n", tlb == PTK_TLB_SYNC ? "sync" : "lazy");
+	fflush(stdout);
+}
+
 static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 {
 	struct ptk_ctx_config cfg;
@@ -340,7 +428,11 @@ int main(int argc, char **argv)
 	printf("stress_tlb: seed %" PRIu64 " (rerun with -s %" PRIu64 "), %u CPUs, %u writers, %.1f s\n",
 	       seed, seed, ncpus, nwriters, seconds);
 	fflush(stdout);
-	run(PTK_TLB_SYNC, PTK_GATHER_STACK, seconds * 0.4);
+	check_switch_out(PTK_TLB_SYNC);
+	if (!failures)
+		check_switch_out(PTK_TLB_LAZY);
+	if (!failures)
+		run(PTK_TLB_SYNC, PTK_GATHER_STACK, seconds * 0.4);
 	if (!failures)
 		run(PTK_TLB_LAZY, PTK_GATHER_STACK, seconds * 0.4);
 	if (!failures)
