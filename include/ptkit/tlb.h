@@ -54,6 +54,14 @@
  *     flush has no pages to defer (protection changes), the flush waits for
  *     the CPUs as the sync mode does, so memory stays bounded and a
  *     protection change is in force when it returns.
+ * The kernel half (kernel.h) is seen through every address space, but no
+ * CPU runs the kernel reference itself, so a kunmap's flush targets every
+ * registered CPU: sync, through the mailbox as above; lazy, an IDLE CPU is
+ * claimed and flushed, and for a BUSY one the generation of the space it
+ * runs (cpu->as, read seq_cst) is bumped and the CPU waited for as a lazy
+ * flush of that space waits.  Kernel pages are never deferred: kunmap
+ * returns after every CPU passed, in both modes.  kmap, kunmap and
+ * ptk_kernel_sync() are quiescent points of the calling CPU.
  * Strict guarantee, both modes: once unmap/drop returns no translation
  * started after it can reach a frame it freed, and no frame is returned to
  * the pool while any CPU may still use a translation to it; once protect
@@ -142,7 +150,9 @@ struct ptk_cpu {
 	_Atomic int state;                   /* PTK_CPU_* (see above) */
 	unsigned victim;                     /* replacement cursor */
 	_Atomic uint64_t ack;                /* last request / generation served */
-	struct ptk_as *as;                   /* current address space or NULL */
+	struct ptk_as *_Atomic as;           /* current address space or NULL:
+					      * written by its thread (seq_cst),
+					      * read by a kernel flush */
 	struct ptk_ctx *ctx;
 	unsigned id;                         /* index in the context, bit in masks */
 	int mode;                            /* enum ptk_tlb_mode */

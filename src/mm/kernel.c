@@ -287,6 +287,7 @@ static void kernel_sync_locked(struct ptk_ctx *ctx)
 
 void ptk_kernel_sync(struct ptk_ctx *ctx)
 {
+	ptk_cpu_quiesce_self();         /* may wait for the kernel lock */
 	ptk_lock_acquire(&ctx->kernel.lock);
 	kernel_sync_locked(ctx);
 	ptk_lock_release(&ctx->kernel.lock);
@@ -362,6 +363,7 @@ static int kmap_common(struct ptk_ctx *ctx, uint64_t *va, uint64_t len, unsigned
 
 	struct ptk_kernel *k = &ctx->kernel;
 	int rc = 0;
+	ptk_cpu_quiesce_self();         /* may wait for the kernel lock */
 	ptk_lock_acquire(&k->lock);
 	struct ptk_as *ref = get_ref(ctx, &rc);
 	if (!ref)
@@ -435,6 +437,7 @@ int ptk_kunmap(struct ptk_ctx *ctx, uint64_t va, uint64_t len)
 	struct ptk_kernel *k = &ctx->kernel;
 	uint64_t end = va + len;
 	int rc = 0;
+	ptk_cpu_quiesce_self();         /* may wait for the kernel lock and CPUs */
 	ptk_lock_acquire(&k->lock);
 	struct ptk_as *ref = atomic_load_explicit(&k->ref, memory_order_relaxed);
 	if (!ref || !ptk_region_overlaps(&ref->regions, va, end, false))

@@ -180,7 +180,7 @@ int ptk_tlb_translate_slow(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 			}
 		}
 	}
-	struct ptk_as *as = cpu->as;
+	struct ptk_as *as = atomic_load_explicit(&cpu->as, memory_order_relaxed);
 	PTK_BUG_ON(!as, "translate on a CPU with no address space");
 	cpu->st.misses++;
 	struct ptk_xlate x;
@@ -235,7 +235,7 @@ int ptk_tlb_translate_fault(struct ptk_cpu *cpu, uint64_t va, unsigned access,
 		int rc = ptk_tlb_translate(cpu, va, access, out);
 		if (!rc)
 			return 0;
-		rc = ptk_fault(cpu->as, va, access);
+		rc = ptk_fault(atomic_load_explicit(&cpu->as, memory_order_relaxed), va, access);
 		if (rc)
 			return rc;
 	}
@@ -286,7 +286,10 @@ void ptk_cpu_unregister(struct ptk_cpu *cpu)
 	ptk_cpu_switch(cpu, NULL);
 	struct ptk_ctx *ctx = cpu->ctx;
 	ptk_lock_acquire(&ctx->cpu_lock);
-	atomic_store_explicit(&ctx->cpus[cpu->id], NULL, memory_order_relaxed);
+	/* Release: our uses of translations (the kernel half's included)
+	 * happen before a kernel flush that finds the slot empty and frees;
+	 * pairs with the acquire load in kernel_flush(). */
+	atomic_store_explicit(&ctx->cpus[cpu->id], NULL, memory_order_release);
 	ptk_lock_release(&ctx->cpu_lock);
 	/* Shooters that read a mask before we left it may still post to us
 	 * (and answer for us: we are IDLE).  They look CPUs up inside a
@@ -314,17 +317,19 @@ void ptk_cpu_switch(struct ptk_cpu *cpu, struct ptk_as *as)
 	PTK_BUG_ON(as && as->ctx != cpu->ctx, "address space of another context");
 	cpu_enter(cpu);
 	cpu_service(cpu);
-	struct ptk_as *old = cpu->as;
+	struct ptk_as *old = atomic_load_explicit(&cpu->as, memory_order_relaxed);
 	if (old) {
 		tlb_flush_all(cpu);
 		/* Release: our uses of the old space's translations happen
 		 * before a reaper that sees the bit clear frees pages. */
 		atomic_fetch_and_explicit(&old->cpumask[cpu->id / 64],
 					  ~(UINT64_C(1) << (cpu->id % 64)), memory_order_release);
-		cpu->as = NULL;
+		atomic_store_explicit(&cpu->as, NULL, memory_order_seq_cst);
 	}
 	if (as) {
-		cpu->as = as;
+		/* Seq_cst: a kernel flush reads it (kernel_flush), and the
+		 * RMW below is the full barrier before our first walk. */
+		atomic_store_explicit(&cpu->as, as, memory_order_seq_cst);
 		/* Full barrier (seq_cst RMW): pairs with the flusher's seq_cst
 		 * bump of tlb_gen before it reads the mask (store-buffering). */
 		atomic_fetch_or_explicit(&as->cpumask[cpu->id / 64],
@@ -487,9 +492,11 @@ static bool defer_pages(struct ptk_gather *g, uint64_t gen)
  * registered CPU is a target.  Our own TLB is flushed directly; other CPUs
  * get a mailbox request (sync mode) and are waited for, an IDLE one being
  * answered for.  Lazy mode: other CPUs watch their own space's generation,
- * not the mailbox; they are claimed when IDLE and flushed, and a BUSY one
- * is not reached until it switches (a known limit, see tlb.h).  Pages are
- * freed after this returns (no deferral). */
+ * not the mailbox; an IDLE one is claimed and flushed, and for a BUSY one
+ * the generation of the space it runs is bumped and the CPU waited for as
+ * a lazy flush of that space waits (it passes the generation, leaves the
+ * space, or goes IDLE and is answered for).  Pages are freed after this
+ * returns (no deferral), in both modes. */
 static bool kernel_flush(struct ptk_ctx *ctx, bool all, uint64_t s, uint64_t e)
 {
 	struct ptk_cpu *self = ptk_this_cpu;
@@ -512,7 +519,22 @@ static bool kernel_flush(struct ptk_ctx *ctx, bool all, uint64_t s, uint64_t e)
 			    cpu_try_claim(c, PTK_CPU_REMOTE)) {
 				tlb_flush_all(c);
 				cpu_leave(c);
+				continue;
 			}
+			/* BUSY (or claimed by another shooter).  Seq_cst load:
+			 * the store-buffering pair with the seq_cst store of a
+			 * CPU switching in (the caller's seq_cst bump is our
+			 * full barrier after the entries were cleared): a CPU
+			 * that switched after this load walks cleared entries,
+			 * and one that switched out flushed its TLB.  The space
+			 * stays valid: we are in a read-side section and spaces
+			 * are freed after a grace period. */
+			struct ptk_as *cur = atomic_load_explicit(&c->as, memory_order_seq_cst);
+			if (!cur)
+				continue;
+			uint64_t g = atomic_fetch_add_explicit(&cur->tlb_gen, 1,
+							       memory_order_seq_cst) + 1;
+			wait_for(cur, c, g, true);
 			continue;
 		}
 		uint64_t r = mbox_post(c, all, s, e);

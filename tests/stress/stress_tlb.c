@@ -17,6 +17,8 @@
  * Writers check that the notifier saw every range (start and end, exact).
  * One writer is itself a CPU (self-invalidation, answering while it waits).
  * CPUs sometimes go quiet outside ptkit code (answered for while IDLE) and switch away.
+ * A kernel writer kmaps and kunmaps a kernel slice, seen through the same
+ * space, under the same checks (kunmap waits for BUSY CPUs in both modes).
  * First, for each TLB mode, one deterministic check that a CPU which
  * switched out of a space is ordered before that space's frees (see
  * check_switch_out).  Then runs every TLB mode, and the legacy gather, in turn.  At the end every
@@ -41,6 +43,9 @@
 #define SLICE       ((uint64_t)SLICE_PAGES << PTK_PAGE_SHIFT)
 #define BASE        (UINT64_C(1) << 38)
 #define MAXT        16
+/* The kernel slice: kmapped and kunmapped by its own writer, seen through
+ * every address space (state in slice_state[nwriters]). */
+#define KBASE       (ptk_kernel_start(4) + (UINT64_C(1) << 32))
 
 enum kind { K_CHANGING = 0, K_RW, K_RO, K_UNMAPPED };
 
@@ -50,8 +55,8 @@ static _Atomic int stop;
 static _Atomic unsigned long failures;
 static unsigned ncpus = 3, nwriters = 2;
 static uint64_t seed;
-static _Atomic uint64_t slice_state[MAXT];
-static _Atomic uint64_t reads, checks_unmapped, checks_ro;
+static _Atomic uint64_t slice_state[MAXT + 1];
+static _Atomic uint64_t reads, checks_unmapped, checks_ro, kernel_checks;
 
 #define FAIL(...) do { fprintf(stderr, __VA_ARGS__); failures++; stop = 1; } while (0)
 
@@ -198,6 +203,44 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* The kernel writer: kmap the kernel slice (anonymous, stamped), kunmap
+ * it.  Not a CPU.  Once kunmap returned no CPU translates the slice, and
+ * no CPU reads its frames after they were freed. */
+static void *kwriter_main(void *arg)
+{
+	uint64_t *ops = arg;
+	uint64_t s = seed * 6151 + 7;
+	while (!stop) {
+		uint64_t va = KBASE;
+		set_state(nwriters, K_CHANGING);
+		int rc = ptk_kmap_anon(ctx, &va, SLICE, PTK_PROT_READ | PTK_PROT_WRITE,
+				       PTK_MAP_NOREPLACE);
+		if (rc) {
+			FAIL("kwriter: kmap rc %d\n", rc);
+			break;
+		}
+		for (unsigned i = 0; i < SLICE_PAGES; i++) {
+			uint64_t a = KBASE + ((uint64_t)i << PTK_PAGE_SHIFT);
+			struct ptk_xlate x;
+			if ((rc = ptk_translate(as, a, &x)))
+				FAIL("kwriter: translate %#" PRIx64 " rc %d\n", a, rc);
+			else
+				atomic_store_explicit((_Atomic uint64_t *)x.host, stamp(a),
+						      memory_order_relaxed);
+		}
+		set_state(nwriters, K_RW);
+		sleep_us((long)(rnd(&s) % 200));
+		set_state(nwriters, K_CHANGING);
+		if ((rc = ptk_kunmap(ctx, KBASE, SLICE)))
+			FAIL("kwriter: kunmap rc %d\n", rc);
+		set_state(nwriters, K_UNMAPPED);
+		(*ops)++;
+		sleep_us((long)(rnd(&s) % 200));
+	}
+	ptk_thread_unregister();
+	return NULL;
+}
+
 /* ---- CPUs -------------------------------------------------------------- */
 
 struct cpu_arg { unsigned id; uint64_t n; struct ptk_cpu_stats st; };
@@ -213,8 +256,9 @@ static void *cpu_main(void *arg)
 	}
 	ptk_cpu_switch(cpu, as);
 	while (!stop) {
-		unsigned sl = (unsigned)(rnd(&s) % nwriters);
-		uint64_t va = BASE + sl * SLICE + ((rnd(&s) % SLICE_PAGES) << PTK_PAGE_SHIFT);
+		unsigned sl = (unsigned)(rnd(&s) % (nwriters + 1));   /* last: kernel */
+		uint64_t va = (sl == nwriters ? KBASE : BASE + sl * SLICE) +
+			      ((rnd(&s) % SLICE_PAGES) << PTK_PAGE_SHIFT);
 		bool write = rnd(&s) & 1;
 		uint64_t s1 = atomic_load_explicit(&slice_state[sl], memory_order_acquire);
 		struct ptk_xlate x;
@@ -235,6 +279,8 @@ static void *cpu_main(void *arg)
 			if (rc == 0)
 				FAIL("cpu %u: %#" PRIx64 " translates after its unmap returned\n",
 				     c->id, va);
+			if (sl == nwriters)
+				kernel_checks++;
 		}
 		if (s1 == s2 && (s1 & 3) == K_RO && write) {
 			checks_ro++;
@@ -357,8 +403,8 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 	struct ptk_notifier nt = { .ops = &nops };
 	ptk_notifier_register(as, &nt);
 	stop = 0;
-	reads = checks_unmapped = checks_ro = 0;
-	for (unsigned i = 0; i < MAXT; i++)
+	reads = checks_unmapped = checks_ro = kernel_checks = 0;
+	for (unsigned i = 0; i <= MAXT; i++)
 		slice_state[i] = K_UNMAPPED;
 	pthread_t wt[MAXT], ct[MAXT];
 	struct writer w[MAXT];
@@ -371,6 +417,9 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 		c[i] = (struct cpu_arg){ .id = i };
 		pthread_create(&ct[i], NULL, cpu_main, &c[i]);
 	}
+	pthread_t kt;
+	uint64_t kops = 0;
+	pthread_create(&kt, NULL, kwriter_main, &kops);
 	struct timespec ts = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
 	nanosleep(&ts, NULL);
 	stop = 1;
@@ -379,6 +428,7 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 		pthread_join(wt[i], NULL);
 		ops += w[i].ops;
 	}
+	pthread_join(kt, NULL);
 	for (unsigned i = 0; i < ncpus; i++) {
 		pthread_join(ct[i], NULL);
 		xl += c[i].n;
@@ -394,11 +444,13 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 	ptk_ctx_destroy(ctx);
 	printf("  tlb=%s gather=%s: %" PRIu64 " writer ops, %" PRIu64 " translations, %" PRIu64
 	       " reads, %" PRIu64 " unmapped checks, %" PRIu64 " read-only checks, %" PRIu64
-	       " invalidations served, %" PRIu64 " answered for while idle\n",
+	       " invalidations served, %" PRIu64 " answered for while idle, %" PRIu64
+	       " kmap+kunmap (%" PRIu64 " kernel unmapped checks)\n",
 	       tlb == PTK_TLB_SYNC ? "sync" : "lazy", gm == PTK_GATHER_STACK ? "stack" : "legacy",
-	       ops, xl, (uint64_t)reads, (uint64_t)checks_unmapped, (uint64_t)checks_ro, inval, answered);
+	       ops, xl, (uint64_t)reads, (uint64_t)checks_unmapped, (uint64_t)checks_ro, inval, answered,
+	       kops, (uint64_t)kernel_checks);
 	fflush(stdout);
-	if (!checks_unmapped || !checks_ro || !reads)
+	if (!checks_unmapped || !checks_ro || !reads || !kops || !kernel_checks)
 		FAIL("stress_tlb: a check never ran\n");
 	return 0;
 }

@@ -2,7 +2,8 @@
  * test_tlb.c - software TLBs: hits and misses, invalidation by unmap and
  * protect on the calling CPU and on remote CPUs, a CPU outside
  * ptkit code, a CPU holding a translation delaying the free (sync) or the
- * free being deferred (lazy), address-space switches.  Every test runs in
+ * free being deferred (lazy), the same for a kernel mapping (kunmap waits
+ * in both modes), address-space switches.  Every test runs in
  * both TLB modes.
  */
 #include <errno.h>
@@ -208,6 +209,45 @@ static void remote_hold(enum ptk_tlb_mode mode)
 static void tlb_hold_sync(void **s) { (void)s; remote_hold(PTK_TLB_SYNC); }
 static void tlb_hold_lazy(void **s) { (void)s; remote_hold(PTK_TLB_LAZY); }
 
+/* The same with a kernel mapping (seen through every space): kunmap must
+ * not free the frame while a CPU holds a translation to it, in either
+ * mode.  Lazy mode has no deferral list for the kernel half, so kunmap
+ * waits for the holder as the sync mode does. */
+static void remote_hold_kernel(enum ptk_tlb_mode mode)
+{
+	struct ptk_ctx *ctx = mode_ctx(mode);
+	struct ptk_as *as;
+	assert_int_equal(ptk_as_create(ctx, 0, &as), 0);
+	uint64_t kva = 0;
+	assert_int_equal(ptk_kmap_anon(ctx, &kva, 4096, RW, 0), 0);
+	struct ptk_xlate x;
+	assert_int_equal(ptk_translate(as, kva, &x), 0);
+	*(uint32_t *)x.host = 0x5eed;
+	struct remote r = { .ctx = ctx, .as = as, .va = kva, .hold_ms = 200, .quiesce = true };
+	pthread_t t;
+	pthread_create(&t, NULL, remote_main, &r);
+	while (r.done < 1)
+		sleep_ms(1);
+	r.phase = 1;
+	double t0 = now();
+	assert_int_equal(ptk_kunmap(ctx, kva, 4096), 0);
+	double el = now() - t0;
+	assert_true(el > 0.1);                   /* waited for the holder */
+	assert_int_equal(r.done, 2);             /* which read before the free */
+	assert_int_equal(r.seen, 0x5eed);
+	struct ptk_pool_stats ps;
+	ptk_pool_stats(ctx, &ps);
+	assert_int_equal(ps.in_use[PTK_FRAME_DATA], 0);
+	r.phase = 2;
+	pthread_join(t, NULL);
+	assert_int_equal(r.rc_after, -EFAULT);   /* gone from its TLB too */
+	ptk_as_destroy(as);     /* kernel tables stay until the context goes (I1) */
+	ptk_ctx_destroy(ctx);
+}
+
+static void tlb_hold_kernel_sync(void **s) { (void)s; remote_hold_kernel(PTK_TLB_SYNC); }
+static void tlb_hold_kernel_lazy(void **s) { (void)s; remote_hold_kernel(PTK_TLB_LAZY); }
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +257,8 @@ int main(void)
 		cmocka_unit_test(tlb_idle_lazy),
 		cmocka_unit_test(tlb_hold_sync),
 		cmocka_unit_test(tlb_hold_lazy),
+		cmocka_unit_test(tlb_hold_kernel_sync),
+		cmocka_unit_test(tlb_hold_kernel_lazy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
