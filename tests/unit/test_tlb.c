@@ -164,6 +164,21 @@ static void remote_idle(enum ptk_tlb_mode mode)
 static void tlb_idle_sync(void **s) { (void)s; remote_idle(PTK_TLB_SYNC); }
 static void tlb_idle_lazy(void **s) { (void)s; remote_idle(PTK_TLB_LAZY); }
 
+/* Stamp the page at @va of @as, start a remote CPU that translates it and
+ * holds the translation for 200 ms once told (phase 1, set here). */
+static void start_holder(struct remote *r, pthread_t *t, struct ptk_ctx *ctx,
+			 struct ptk_as *as, uint64_t va)
+{
+	struct ptk_xlate x;
+	assert_int_equal(ptk_translate(as, va, &x), 0);
+	*(uint32_t *)x.host = 0x5eed;
+	*r = (struct remote){ .ctx = ctx, .as = as, .va = va, .hold_ms = 200, .quiesce = true };
+	pthread_create(t, NULL, remote_main, r);
+	while (r->done < 1)
+		sleep_ms(1);
+	r->phase = 1;
+}
+
 /* A CPU holding a translation: the frame stays alive (and unpoisoned)
  * until it passes a quiescent point. */
 static void remote_hold(enum ptk_tlb_mode mode)
@@ -173,15 +188,9 @@ static void remote_hold(enum ptk_tlb_mode mode)
 	assert_int_equal(ptk_as_create(ctx, 0, &as), 0);
 	uint64_t va = 0;
 	assert_int_equal(ptk_map_anon(as, &va, 4096, RW, PTK_MAP_POPULATE), 0);
-	struct ptk_xlate x;
-	assert_int_equal(ptk_translate(as, va, &x), 0);
-	*(uint32_t *)x.host = 0x5eed;
-	struct remote r = { .ctx = ctx, .as = as, .va = va, .hold_ms = 200, .quiesce = true };
+	struct remote r;
 	pthread_t t;
-	pthread_create(&t, NULL, remote_main, &r);
-	while (r.done < 1)
-		sleep_ms(1);
-	r.phase = 1;
+	start_holder(&r, &t, ctx, as, va);
 	double t0 = now();
 	assert_int_equal(ptk_unmap(as, va, 4096), 0);
 	double el = now() - t0;
@@ -220,15 +229,9 @@ static void remote_hold_kernel(enum ptk_tlb_mode mode)
 	assert_int_equal(ptk_as_create(ctx, 0, &as), 0);
 	uint64_t kva = 0;
 	assert_int_equal(ptk_kmap_anon(ctx, &kva, 4096, RW, 0), 0);
-	struct ptk_xlate x;
-	assert_int_equal(ptk_translate(as, kva, &x), 0);
-	*(uint32_t *)x.host = 0x5eed;
-	struct remote r = { .ctx = ctx, .as = as, .va = kva, .hold_ms = 200, .quiesce = true };
+	struct remote r;
 	pthread_t t;
-	pthread_create(&t, NULL, remote_main, &r);
-	while (r.done < 1)
-		sleep_ms(1);
-	r.phase = 1;
+	start_holder(&r, &t, ctx, as, kva);
 	double t0 = now();
 	assert_int_equal(ptk_kunmap(ctx, kva, 4096), 0);
 	double el = now() - t0;
