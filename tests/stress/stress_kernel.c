@@ -297,6 +297,13 @@ static int run(enum ptk_kernel_sync d, double secs)
 		pthread_create(&xt[i], NULL, extender_main, (void *)(uintptr_t)i);
 	struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
 	nanosleep(&ts, NULL);
+	/* On a loaded machine (sanitizers, tests in parallel) a short phase
+	 * may end before the threads did much: go on until the run is not
+	 * vacuous (see below), for at most 30 s more. */
+	for (int i = 0; i < 600 && !stop && (nchecks < 10 || nkmaps < 10); i++) {
+		struct timespec step = { 0, 50 * 1000 * 1000 };
+		nanosleep(&step, NULL);
+	}
 	stop = 1;
 	for (unsigned i = 0; i < nextenders; i++)
 		pthread_join(xt[i], NULL);

@@ -208,7 +208,7 @@ static void *writer_main(void *arg)
  * no CPU reads its frames after they were freed. */
 static void *kwriter_main(void *arg)
 {
-	uint64_t *ops = arg;
+	_Atomic uint64_t *ops = arg;
 	uint64_t s = seed * 6151 + 7;
 	while (!stop) {
 		uint64_t va = KBASE;
@@ -418,10 +418,18 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 		pthread_create(&ct[i], NULL, cpu_main, &c[i]);
 	}
 	pthread_t kt;
-	uint64_t kops = 0;
+	_Atomic uint64_t kops = 0;
 	pthread_create(&kt, NULL, kwriter_main, &kops);
 	struct timespec ts = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
 	nanosleep(&ts, NULL);
+	/* On a loaded machine (sanitizers, tests in parallel) a short phase
+	 * may end before every check ran once: go on until each did, for at
+	 * most 30 s more (then the check below fails). */
+	for (int i = 0; i < 600 && !stop && (!checks_unmapped || !checks_ro || !reads ||
+					      !kops || !kernel_checks); i++) {
+		struct timespec step = { 0, 50 * 1000 * 1000 };
+		nanosleep(&step, NULL);
+	}
 	stop = 1;
 	uint64_t ops = 0, xl = 0, answered = 0, inval = 0;
 	for (unsigned i = 0; i < nwriters; i++) {
@@ -448,7 +456,7 @@ static int run(enum ptk_tlb_mode tlb, enum ptk_gather_mode gm, double seconds)
 	       " kmap+kunmap (%" PRIu64 " kernel unmapped checks)\n",
 	       tlb == PTK_TLB_SYNC ? "sync" : "lazy", gm == PTK_GATHER_STACK ? "stack" : "legacy",
 	       ops, xl, (uint64_t)reads, (uint64_t)checks_unmapped, (uint64_t)checks_ro, inval, answered,
-	       kops, (uint64_t)kernel_checks);
+	       (uint64_t)kops, (uint64_t)kernel_checks);
 	fflush(stdout);
 	if (!checks_unmapped || !checks_ro || !reads || !kops || !kernel_checks)
 		FAIL("stress_tlb: a check never ran\n");
