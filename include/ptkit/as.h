@@ -203,7 +203,9 @@ int ptk_split(struct ptk_as *as, uint64_t va);
  * table is detached and freed after a grace period; walkers that still
  * hold it read valid, stale leaves.  0; -EBUSY (not collapsible), -ENOENT
  * (no table there), -EEXIST (already a huge leaf), -EINVAL (not aligned,
- * or not inside one region).  Takes the region lock for writing. */
+ * or not inside one region: regions are never merged, so a block whose
+ * protection was changed in part, even back again, spans two).  Takes the
+ * region lock for writing. */
 int ptk_collapse(struct ptk_as *as, uint64_t va);
 
 /* ---- faults and translation -------------------------------------------- */

@@ -237,21 +237,16 @@ int ptk_collapse(struct ptk_as *as, uint64_t va)
 	 * writing: no fault, drop or protect runs meanwhile (a drop between
 	 * its boundary split and its zap must not meet a new huge leaf). */
 	ptk_as_write_lock(as);
-	/* Covered by regions of one kind (they may differ in protection:
-	 * the leaves are compared below). */
+	/* Inside one region: no leaf straddles a region boundary (clone,
+	 * zap and protect work region by region and rely on it).  Regions
+	 * are not merged, so a block whose protection was changed in part
+	 * and changed back stays two regions and is not collapsible;
+	 * khugepaged, too, collapses within one VMA. */
 	struct ptk_region *r = ptk_region_find(&as->regions, va);
 	int rc = 0;
-	if (!r || r->kind == PTK_REGION_ZAPPING ||
-	    !ptk_region_covered(&as->regions, va, va + PTK_HUGE_2M)) {
+	if (!r || r->kind == PTK_REGION_ZAPPING || r->end - va < PTK_HUGE_2M) {
 		rc = -EINVAL;
 		goto out_unlocked_rcu;
-	}
-	for (size_t i = ptk_region_lower(&as->regions, va);
-	     i < as->regions.n && as->regions.v[i].start < va + PTK_HUGE_2M; i++) {
-		if (as->regions.v[i].kind != r->kind) {
-			rc = -EINVAL;
-			goto out_unlocked_rcu;
-		}
 	}
 	ptk_rcu_read_lock();
 	struct ptk_path path;

@@ -26,7 +26,7 @@
  *
  * Operations beyond the model's own: split (0 iff a huge leaf maps the
  * address, one level down after, same frame), collapse (-EINVAL unless one
- * kind of region covers the aligned block, -EEXIST over a huge leaf, else
+ * region covers the aligned block, -EEXIST over a huge leaf, else
  * 0/-EBUSY/-ENOENT, 0 only with all 512 pages present and a 2 MiB leaf
  * after), pin (b7 bit 0: ptk_pin_fast, whose count must equal the model's
  * leading anonymous pages allowing the access; else ptk_pin, which faults
@@ -715,22 +715,20 @@ static void run_op(struct fz *f, const uint8_t *b)
 		unsigned present = 0;
 		for (uint64_t o = 0; o < PTK_HUGE_2M && va + o >= va; o += PTK_PAGE_SIZE)
 			present += oracle_present(f->as[i], va + o);
-		/* One kind of region over the whole block. */
-		bool one_kind = (va & (PTK_HUGE_2M - 1)) == 0 && va < ptk_as_user_end(f->as[i]);
-		enum ptk_region_kind kind = 0;
-		for (uint64_t o = 0; one_kind && o < PTK_HUGE_2M; o += PTK_PAGE_SIZE) {
-			struct model_lookup l;
-			model_lookup(&f->m[i], va + o, &l);
-			if (!l.kind || (o && l.kind != kind))
-				one_kind = false;
-			kind = l.kind;
+		/* One region over the whole block (regions are never merged,
+		 * and a leaf never straddles a region boundary). */
+		bool one_region = (va & (PTK_HUGE_2M - 1)) == 0 && va < ptk_as_user_end(f->as[i]);
+		if (one_region) {
+			long r0 = model_region_index(&f->m[i], va);
+			one_region = r0 >= 0 &&
+				     model_region_index(&f->m[i], va + PTK_HUGE_2M - 1) == r0;
 		}
 		rc = ptk_collapse(f->as[i], va);
 		DISARM();
 		if (f->verbose)
-			fprintf(stderr, "  collapse %#" PRIx64 " (one kind %d, huge %d, %u present) -> %d\n",
-				va, one_kind, huge, present, rc);
-		if (!one_kind)
+			fprintf(stderr, "  collapse %#" PRIx64 " (one region %d, huge %d, %u present) -> %d\n",
+				va, one_region, huge, present, rc);
+		if (!one_region)
 			expect(f, "collapse", rc, -EINVAL);
 		else if (huge)
 			expect(f, "collapse(huge)", rc, -EEXIST);
