@@ -15,8 +15,30 @@
  * copy-on-write: the model marks them, a write in one space must never show
  * in the other, and a marked page may be write-protected or not (a 2 MiB
  * leaf left to one space gets write back whole).
+ * Two shared memory objects (ptkit/object.h) live in every context, of 256
+ * and 384 pages that may grow to 512 and 1024; the model (struct
+ * model_object) holds each page's contents tag.  An object page of a
+ * mapping must map the object's own frame (the same pfn in every mapping
+ * while the cache holds the page) and read as the object does; a private
+ * copy must not map it, and keeps its contents through later object
+ * writes and punches; truncate takes every page beyond the new size, copies
+ * too; a fault at or beyond the size returns -ENXIO.  After each step every
+ * object's size and its number of linked mappings (one per object region
+ * in every space) equal the model's, and nothing is cached beyond the size.
+ * Tolerances, each where ptkit is free: a clone may copy the entries of a
+ * shared object mapping or leave them to later faults (it copies none: the
+ * model asks the child); which object pages are cached is not compared
+ * (a fault that failed may have filled the cache: only "none beyond the
+ * size" is checked); a cow page may be writable as above.  Everything else
+ * is exact: presence (a shared page is present iff it was faulted since
+ * the last zap), the write bit (a private mapping maps the object's pages
+ * read-only; a private copy write-protected by a protection change stays
+ * so until its next write fault), frames and contents.
  * At the end every page of the window is checked, the address spaces are
- * destroyed and every frame must be back in the pool.
+ * destroyed, the objects released (their caches go) and every frame must
+ * be back in the pool (resident frames: every non-special leaf, object
+ * pages and private copies included; the cache's own references are not
+ * a space's).
  *
  * Byte layout of one operation:
  *   b0 op (mod OP_NR)  b1 address space  b2,b3 page in the window
@@ -41,6 +63,18 @@
  * contents (read through ptk_pfn_host) after every step; the CPU's TLB is
  * checked over the step's range whenever it runs the space the step used.
  *
+ * Objects (b7 bit 0 picks the object): map_object (b7 bit 1: private, else
+ * shared; offset (b7 >> 2) * 8 pages; FIXED, or NOREPLACE with b5 bit 4;
+ * b5 bit 6 POPULATE; the length clipped to the object's maximum unless the
+ * argument is hostile), truncate (to page (b2,b3) mod max+1; hostile:
+ * unaligned or beyond the maximum), punch (from page (b2,b3) mod max, the
+ * decoded length), obj_write (1 + b4 mod 4 pages from page (b2,b3) mod max,
+ * ptk_object_write of a fresh tag at each page's start, zeros after; pins
+ * of those frames follow) and obj_read (1 + b4 mod 16 pages compared with
+ * the model, the rest of each page zero).  Results exact, -EINVAL beyond
+ * the size included.  Truncate, punch and obj_write change what every
+ * space maps: every space is checked over the whole window after them.
+ *
  * Designs: when the input's length is not a multiple of 8, the byte after
  * the last whole operation picks them (bits 0-1 kernel_sync mod 3, bit 2
  * walk_mode, bit 3 gather_mode, bit 4 tlb_mode); otherwise the defaults, or
@@ -49,7 +83,8 @@
  * Extension point: a new operation is one enum value before OP_NR, one case
  * in run_op() that calls ptkit and the matching model_<op>() and compares
  * the results, and the range it touched (so the step check covers it).
- * Clone or truncate plug in there.
+ * Clone and the object operations plugged in there (seeds for them in
+ * tests/fuzz/make_seeds.py).
  *
  * Built as a libFuzzer target with clang (fuzz_as_fuzzer), and linked with
  * replay.c into a plain program that replays the corpus and every kept

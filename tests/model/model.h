@@ -52,7 +52,7 @@
  *
  * Extension point: a new ptkit operation gets a model_<op>() here that
  * states its result and its effect on regions and pages (kernel-half
- * mappings, collapse, truncate when they exist: collapse changes nothing
+ * mappings, clone, object truncate and punch did; collapse changes nothing
  * observable except through the oracle).
  */
 #ifndef PTKIT_TEST_MODEL_H
