@@ -34,8 +34,8 @@
  * the last zap), the write bit (a private mapping maps the object's pages
  * read-only; a private copy write-protected by a protection change stays
  * so until its next write fault), frames and contents.
- * At the end every page of the window is checked, the address spaces are
- * destroyed, the objects released (their caches go) and every frame must
+ * At the end every page of the window and of each object (ptk_object_read)
+ * is checked, the address spaces are destroyed, the objects released (their caches go) and every frame must
  * be back in the pool (resident frames: every non-special leaf, object
  * pages and private copies included; the cache's own references are not
  * a space's).
@@ -518,10 +518,31 @@ static void unpin_all(struct fz *f)
 	f->npins = 0;
 }
 
+/* Every page of object @k below its size reads as the model says: its tag
+ * at the start, zeros after. */
+static void check_object_contents(struct fz *f, unsigned k)
+{
+	static uint8_t page[PTK_PAGE_SIZE];
+	static const uint8_t zero[PTK_PAGE_SIZE];
+	for (uint64_t p = 0; p < f->mo[k].size / PTK_PAGE_SIZE; p++) {
+		uint32_t got;
+		int rc = ptk_object_read(f->obj[k], p * PTK_PAGE_SIZE, page, PTK_PAGE_SIZE);
+		if (rc)
+			fz_fail(f, "object %u page %#" PRIx64 ": read returned %d", k, p, rc);
+		memcpy(&got, page, sizeof(got));
+		if (got != f->mo[k].tag[p] || memcmp(page + sizeof(got), zero, sizeof(page) - sizeof(got)))
+			fz_fail(f, "object %u page %#" PRIx64 ": read %u (rest zero %d), model %u", k, p,
+				got, !memcmp(page + sizeof(got), zero, sizeof(page) - sizeof(got)),
+				f->mo[k].tag[p]);
+	}
+}
+
 static void fz_end(struct fz *f)
 {
 	for (unsigned i = 0; i < NAS; i++)
 		check_space(f, i, WIN_BASE, WIN_END);
+	for (unsigned k = 0; k < NOBJ; k++)
+		check_object_contents(f, k);
 	check_kernel(f, KWIN_OFF, KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE);
 	if (f->cpu)
 		ptk_cpu_unregister(f->cpu);
