@@ -15,8 +15,30 @@
  * copy-on-write: the model marks them, a write in one space must never show
  * in the other, and a marked page may be write-protected or not (a 2 MiB
  * leaf left to one space gets write back whole).
- * At the end every page of the window is checked, the address spaces are
- * destroyed and every frame must be back in the pool.
+ * Two shared memory objects (ptkit/object.h) live in every context, of 256
+ * and 384 pages that may grow to 512 and 1024; the model (struct
+ * model_object) holds each page's contents tag.  An object page of a
+ * mapping must map the object's own frame (the same pfn in every mapping
+ * while the cache holds the page) and read as the object does; a private
+ * copy must not map it, and keeps its contents through later object
+ * writes and punches; truncate takes every page beyond the new size, copies
+ * too; a fault at or beyond the size returns -ENXIO.  After each step every
+ * object's size and its number of linked mappings (one per object region
+ * in every space) equal the model's, and nothing is cached beyond the size.
+ * Tolerances, each where ptkit is free: a clone may copy the entries of a
+ * shared object mapping or leave them to later faults (it copies none: the
+ * model asks the child); which object pages are cached is not compared
+ * (a fault that failed may have filled the cache: only "none beyond the
+ * size" is checked); a cow page may be writable as above.  Everything else
+ * is exact: presence (a shared page is present iff it was faulted since
+ * the last zap), the write bit (a private mapping maps the object's pages
+ * read-only; a private copy write-protected by a protection change stays
+ * so until its next write fault), frames and contents.
+ * At the end every page of the window and of each object (ptk_object_read)
+ * is checked, the address spaces are destroyed, the objects released (their caches go) and every frame must
+ * be back in the pool (resident frames: every non-special leaf, object
+ * pages and private copies included; the cache's own references are not
+ * a space's).
  *
  * Byte layout of one operation:
  *   b0 op (mod OP_NR)  b1 address space  b2,b3 page in the window
@@ -41,6 +63,18 @@
  * contents (read through ptk_pfn_host) after every step; the CPU's TLB is
  * checked over the step's range whenever it runs the space the step used.
  *
+ * Objects (b7 bit 0 picks the object): map_object (b7 bit 1: private, else
+ * shared; offset (b7 >> 2) * 8 pages; FIXED, or NOREPLACE with b5 bit 4;
+ * b5 bit 6 POPULATE; the length clipped to the object's maximum unless the
+ * argument is hostile), truncate (to page (b2,b3) mod max+1; hostile:
+ * unaligned or beyond the maximum), punch (from page (b2,b3) mod max, the
+ * decoded length), obj_write (1 + b4 mod 4 pages from page (b2,b3) mod max,
+ * ptk_object_write of a fresh tag at each page's start, zeros after; pins
+ * of those frames follow) and obj_read (1 + b4 mod 16 pages compared with
+ * the model, the rest of each page zero).  Results exact, -EINVAL beyond
+ * the size included.  Truncate, punch and obj_write change what every
+ * space maps: every space is checked over the whole window after them.
+ *
  * Designs: when the input's length is not a multiple of 8, the byte after
  * the last whole operation picks them (bits 0-1 kernel_sync mod 3, bit 2
  * walk_mode, bit 3 gather_mode, bit 4 tlb_mode); otherwise the defaults, or
@@ -49,7 +83,8 @@
  * Extension point: a new operation is one enum value before OP_NR, one case
  * in run_op() that calls ptkit and the matching model_<op>() and compares
  * the results, and the range it touched (so the step check covers it).
- * Clone or truncate plug in there.
+ * Clone and the object operations plugged in there (seeds for them in
+ * tests/fuzz/make_seeds.py).
  *
  * Built as a libFuzzer target with clang (fuzz_as_fuzzer), and linked with
  * replay.c into a plain program that replays the corpus and every kept
@@ -86,6 +121,7 @@ enum op {
 	OP_INJECT,
 	OP_SPLIT, OP_COLLAPSE, OP_PIN, OP_UNPIN, OP_KMAP, OP_KUNMAP,
 	OP_ACTIVATE, OP_TLB, OP_CLONE,
+	OP_MAP_OBJECT, OP_TRUNCATE, OP_PUNCH, OP_OBJ_WRITE, OP_OBJ_READ,
 	/* new operations go here */
 	OP_NR
 };
@@ -93,8 +129,15 @@ static const char *const op_names[OP_NR] = {
 	"map_anon", "map_special", "map_special_1g", "unmap", "protect", "drop",
 	"fault", "write", "populate", "translate", "recreate", "inject",
 	"split", "collapse", "pin", "unpin", "kmap", "kunmap", "activate", "tlb",
-	"clone",
+	"clone", "map_object", "truncate", "punch", "obj_write", "obj_read",
 };
+
+/* Shared memory objects: NOBJ per context, created at the start with a
+ * size of obj_pages[k] pages that may grow to obj_max[k] pages. */
+#define NOBJ      2
+#define OBJ_MAX_PAGES 1024u
+static const uint64_t obj_pages[NOBJ] = { 256, 384 };
+static const uint64_t obj_max[NOBJ] = { 512, OBJ_MAX_PAGES };
 
 /* Kernel half: a 4 MiB window straddling a 1 GiB line of the kernel half of
  * 4-level spaces (the context default); the kernel model holds offsets from
@@ -108,6 +151,11 @@ struct pin {
 	uint64_t pfn;
 	uint8_t *host;          /* start of the pinned page */
 	uint32_t tag;           /* contents it must keep */
+	/* An object's frame: object writes to (obj, pgoff) change it while
+	 * the cache holds it (generation gen). */
+	const struct model_object *obj;
+	uint64_t pgoff;
+	uint32_t gen;
 };
 
 struct fz {
@@ -122,6 +170,12 @@ struct fz {
 	struct ptk_cpu *cpu;    /* this thread as a CPU, or NULL */
 	bool no_cpu;            /* registering failed */
 	int cur;                /* address space the CPU is switched to, or -1 */
+	struct ptk_object *obj[NOBJ];
+	struct model_object mo[NOBJ];
+	/* The frame seen mapping each object page, and its generation + 1
+	 * (0: none seen): every mapping of the page maps that frame. */
+	uint64_t opfn[NOBJ][OBJ_MAX_PAGES];
+	uint32_t opfn_gen[NOBJ][OBJ_MAX_PAGES];
 	struct pin pins[MAX_PINS];
 	unsigned npins;
 	uint32_t next_tag;
@@ -195,6 +249,24 @@ static void check_page(struct fz *f, unsigned i, uint64_t va)
 	}
 	if (ptk_pte_special(x.pte) || !x.host)
 		fz_fail(f, "as%u %#" PRIx64 ": anonymous page is special or outside the pool", i, va);
+	if (l.obj) {
+		/* An object page maps the object's frame (the same in every
+		 * mapping while the cache holds it); a private copy does not. */
+		unsigned k = l.obj == &f->mo[0] ? 0 : 1;
+		uint32_t gen = l.obj->gen[l.pgoff] + 1;
+		bool known = f->opfn_gen[k][l.pgoff] == gen;
+		if (l.obj_page && known && x.pfn != f->opfn[k][l.pgoff])
+			fz_fail(f, "as%u %#" PRIx64 ": object %u page %#" PRIx64 " maps pfn %#" PRIx64
+				", the object's frame is %#" PRIx64, i, va, k, l.pgoff, x.pfn,
+				f->opfn[k][l.pgoff]);
+		if (l.obj_page && !known) {
+			f->opfn[k][l.pgoff] = x.pfn;
+			f->opfn_gen[k][l.pgoff] = gen;
+		}
+		if (!l.obj_page && known && x.pfn == f->opfn[k][l.pgoff])
+			fz_fail(f, "as%u %#" PRIx64 ": private copy of object %u page %#" PRIx64
+				" maps the object's frame", i, va, k, l.pgoff);
+	}
 	uint32_t got;
 	memcpy(&got, x.host, sizeof(got));
 	if (got != l.tag)
@@ -401,6 +473,37 @@ static void fz_begin(struct fz *f, int mode)
 		set_oracle(f, i);
 		f->ksynced[i] = true;
 	}
+	for (unsigned k = 0; k < NOBJ; k++) {
+		rc = ptk_object_create(f->ctx, obj_pages[k] * PTK_PAGE_SIZE,
+				       obj_max[k] * PTK_PAGE_SIZE, &f->obj[k]);
+		if (rc)
+			fz_fail(f, "cannot create an object: %d", rc);
+		model_object_init(&f->mo[k], obj_pages[k] * PTK_PAGE_SIZE,
+				  obj_max[k] * PTK_PAGE_SIZE);
+	}
+}
+
+/* Objects: the size, the mappings linked (one per object region in every
+ * space), nothing cached beyond the size. */
+static void check_objects(struct fz *f)
+{
+	for (unsigned k = 0; k < NOBJ; k++) {
+		struct ptk_object_stats st;
+		ptk_object_stats(f->obj[k], &st);
+		uint64_t maps = 0;
+		for (unsigned i = 0; i < NAS; i++)
+			if (f->as[i])
+				maps += model_object_mappings(&f->m[i], &f->mo[k]);
+		if (st.size != f->mo[k].size || ptk_object_size(f->obj[k]) != f->mo[k].size)
+			fz_fail(f, "object %u: size %#" PRIx64 ", model %#" PRIx64, k, st.size,
+				f->mo[k].size);
+		if (st.mappings != maps)
+			fz_fail(f, "object %u: %" PRIu64 " mappings, model %" PRIu64, k,
+				st.mappings, maps);
+		if (st.cached_pages > st.size / PTK_PAGE_SIZE)
+			fz_fail(f, "object %u: %" PRIu64 " pages cached, size %" PRIu64 " pages", k,
+				st.cached_pages, st.size / PTK_PAGE_SIZE);
+	}
 }
 
 static bool ksync_lazy(const struct fz *f)
@@ -415,10 +518,31 @@ static void unpin_all(struct fz *f)
 	f->npins = 0;
 }
 
+/* Every page of object @k below its size reads as the model says: its tag
+ * at the start, zeros after. */
+static void check_object_contents(struct fz *f, unsigned k)
+{
+	static uint8_t page[PTK_PAGE_SIZE];
+	static const uint8_t zero[PTK_PAGE_SIZE];
+	for (uint64_t p = 0; p < f->mo[k].size / PTK_PAGE_SIZE; p++) {
+		uint32_t got;
+		int rc = ptk_object_read(f->obj[k], p * PTK_PAGE_SIZE, page, PTK_PAGE_SIZE);
+		if (rc)
+			fz_fail(f, "object %u page %#" PRIx64 ": read returned %d", k, p, rc);
+		memcpy(&got, page, sizeof(got));
+		if (got != f->mo[k].tag[p] || memcmp(page + sizeof(got), zero, sizeof(page) - sizeof(got)))
+			fz_fail(f, "object %u page %#" PRIx64 ": read %u (rest zero %d), model %u", k, p,
+				got, !memcmp(page + sizeof(got), zero, sizeof(page) - sizeof(got)),
+				f->mo[k].tag[p]);
+	}
+}
+
 static void fz_end(struct fz *f)
 {
 	for (unsigned i = 0; i < NAS; i++)
 		check_space(f, i, WIN_BASE, WIN_END);
+	for (unsigned k = 0; k < NOBJ; k++)
+		check_object_contents(f, k);
 	check_kernel(f, KWIN_OFF, KWIN_OFF + (uint64_t)KWIN_PAGES * PTK_PAGE_SIZE);
 	if (f->cpu)
 		ptk_cpu_unregister(f->cpu);
@@ -427,7 +551,15 @@ static void fz_end(struct fz *f)
 	for (unsigned i = 0; i < NAS; i++) {
 		if (f->as[i])
 			ptk_as_destroy(f->as[i]);
+		f->as[i] = NULL;
 		model_free(&f->m[i]);
+	}
+	/* No mapping left: the objects (and their caches) go with the
+	 * creator's reference. */
+	check_objects(f);
+	for (unsigned k = 0; k < NOBJ; k++) {
+		ptk_object_release(f->obj[k]);
+		model_object_free(&f->mo[k]);
 	}
 	/* Kernel mappings go too; the tables root slots point to stay until
 	 * the context is destroyed (kernel.h, I1). */
@@ -768,7 +900,8 @@ static void run_op(struct fz *f, const uint8_t *b)
 				if (va >= m->user_end)
 					break;
 				model_lookup(m, va, &l);
-				if (!l.present || l.kind != PTK_REGION_ANON ||
+				if (!l.present ||
+				    (l.kind != PTK_REGION_ANON && l.kind != PTK_REGION_OBJECT) ||
 				    (access == PTK_ACCESS_WRITE && !l.writable && !l.cow))
 					break;
 				if (access == PTK_ACCESS_WRITE && l.cow)
@@ -804,7 +937,7 @@ static void run_op(struct fz *f, const uint8_t *b)
 					uint64_t va = a.va + (uint64_t)k * PTK_PAGE_SIZE;
 					struct model_lookup l;
 					model_lookup(m, va, &l);
-					if (l.present && l.kind == PTK_REGION_ANON &&
+					if (l.present && l.kind != PTK_REGION_SPECIAL &&
 					    !oracle_present(f->as[i], va))
 						model_drop(m, va, PTK_PAGE_SIZE);
 				}
@@ -822,7 +955,9 @@ static void run_op(struct fz *f, const uint8_t *b)
 			model_lookup(m, a.va + (uint64_t)k * PTK_PAGE_SIZE, &l);
 			if (!host)
 				fz_fail(f, "pinned pfn %#" PRIx64 " outside the pool", pfns[k]);
-			f->pins[f->npins++] = (struct pin){ pfns[k], host, l.tag };
+			f->pins[f->npins++] = (struct pin){ pfns[k], host, l.tag,
+							    l.obj_page ? l.obj : NULL, l.pgoff,
+							    l.obj ? l.obj->gen[l.pgoff] : 0 };
 		}
 		break;
 	}
@@ -977,9 +1112,143 @@ static void run_op(struct fz *f, const uint8_t *b)
 			f->as[j] = NULL;
 			break;
 		}
+		set_oracle(f, j);   /* asked about shared object pages */
 		model_clone(&f->m[i], &f->m[j]);
-		set_oracle(f, j);
 		check_space(f, j, check_lo, check_hi);
+		break;
+	}
+	case OP_MAP_OBJECT: {
+		/* misc bit 0: the object, bit 1: private, bits 2-7: offset in
+		 * 8-page steps; the length clipped to the object's maximum
+		 * (unless the argument is hostile); FIXED or NOREPLACE. */
+		unsigned k = a.misc & 1;
+		uint64_t off = (uint64_t)(a.misc >> 2) * 8 % obj_max[k] * PTK_PAGE_SIZE;
+		uint64_t max = obj_max[k] * PTK_PAGE_SIZE;
+		unsigned flags = (a.misc & 2) ? PTK_MAP_PRIVATE : PTK_MAP_SHARED;
+		if (b[6] & 2) {
+			flags |= a.flags;
+		} else {
+			flags |= a.flags & (PTK_MAP_NOREPLACE | PTK_MAP_POPULATE);
+			if (!(flags & PTK_MAP_NOREPLACE))
+				flags |= PTK_MAP_FIXED;
+			if (a.len > max - off)
+				a.len = max - off;
+		}
+		uint64_t v = a.va;
+		rc = ptk_map_object(f->as[i], &v, a.len, a.prot, flags, f->obj[k], off);
+		DISARM();
+		if (f->verbose)
+			fprintf(stderr, "  map object %u off %#" PRIx64 " len %#" PRIx64 " flags %#x -> %d\n",
+				k, off, a.len, flags, rc);
+		if (fired && rc == -ENOMEM) {
+			bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
+			if (fixed && !any_region(f, i, a.va, a.va + a.len))
+				model_unmap(&f->m[i], a.va, a.len);
+			break;
+		}
+		uint64_t mva = a.va;
+		want = model_map_object(&f->m[i], &mva, a.len, a.prot, flags, &f->mo[k], off);
+		expect(f, "map_object", rc, want);
+		if (!rc && mva != v)
+			fz_fail(f, "map placed at %#" PRIx64 ", model %#" PRIx64, v, mva);
+		if (!rc)
+			check_lo = v, check_hi = v + a.len;
+		break;
+	}
+	case OP_TRUNCATE:
+	case OP_PUNCH: {
+		/* Truncate: to page (b2,b3) mod max+1 (hostile: unaligned or
+		 * beyond the maximum).  Punch: [page, page + len) of the
+		 * object (len clipped to the maximum unless hostile).  Every
+		 * space is checked over the whole window after. */
+		unsigned k = a.misc & 1;
+		uint64_t max = obj_max[k] * PTK_PAGE_SIZE;
+		uint64_t page = (uint64_t)(b[2] | b[3] << 8);
+		struct model *sp[NAS];
+		for (unsigned j = 0; j < NAS; j++)
+			sp[j] = f->as[j] ? &f->m[j] : NULL;
+		if (op == OP_TRUNCATE) {
+			uint64_t size = page % (obj_max[k] + 1) * PTK_PAGE_SIZE;
+			if (b[6] & 2)
+				size += (a.misc & 2) ? max + PTK_PAGE_SIZE : 1u + a.misc % 4095u;
+			rc = ptk_object_truncate(f->obj[k], size);
+			DISARM();
+			want = model_object_truncate(&f->mo[k], size, sp, NAS);
+			if (f->verbose)
+				fprintf(stderr, "  truncate object %u to %#" PRIx64 " -> %d\n", k, size, rc);
+			expect(f, "truncate", rc, want);
+		} else {
+			uint64_t off = page % obj_max[k] * PTK_PAGE_SIZE;
+			if (!(b[6] & 2) && a.len > max - off)
+				a.len = max - off;
+			rc = ptk_object_punch(f->obj[k], off, a.len);
+			DISARM();
+			want = model_object_punch(&f->mo[k], off, a.len, sp, NAS);
+			if (f->verbose)
+				fprintf(stderr, "  punch object %u [%#" PRIx64 ", +%#" PRIx64 ") -> %d\n",
+					k, off, a.len, rc);
+			expect(f, "punch", rc, want);
+		}
+		for (unsigned j = 0; j < NAS; j++)
+			if (j != i)
+				check_space(f, j, WIN_BASE, WIN_END);
+		check_lo = WIN_BASE, check_hi = WIN_END;
+		break;
+	}
+	case OP_OBJ_WRITE:
+	case OP_OBJ_READ: {
+		/* Pages [page, page + n) of the object (n = 1 + b4 mod 4 for a
+		 * write, 1 + b4 mod 16 for a read): a write puts a fresh tag at
+		 * the start of each page, zeros after; a read compares. */
+		static uint8_t buf[16 * PTK_PAGE_SIZE];
+		unsigned k = a.misc & 1;
+		uint64_t pg = (uint64_t)(b[2] | b[3] << 8) % obj_max[k];
+		uint64_t n = 1 + b[4] % (op == OP_OBJ_WRITE ? 4u : 16u);
+		uint64_t off = pg * PTK_PAGE_SIZE, len = n * PTK_PAGE_SIZE;
+		if (op == OP_OBJ_WRITE) {
+			uint32_t tags[4];
+			memset(buf, 0, len);
+			for (uint64_t p = 0; p < n; p++) {
+				tags[p] = f->next_tag++;
+				memcpy(buf + p * PTK_PAGE_SIZE, &tags[p], sizeof(tags[p]));
+			}
+			rc = ptk_object_write(f->obj[k], off, buf, len);
+			DISARM();
+			if (f->verbose)
+				fprintf(stderr, "  write object %u pages %#" PRIx64 "+%" PRIu64 " -> %d\n",
+					k, pg, n, rc);
+			if (fired && rc == -ENOMEM)
+				break;  /* contents unchanged */
+			expect(f, "object_write", rc, model_object_write(&f->mo[k], off, len, tags));
+			/* Pins of the frames written see the new tags. */
+			for (unsigned q = 0; !rc && q < f->npins; q++) {
+				struct pin *pn = &f->pins[q];
+				if (pn->obj == &f->mo[k] && pn->pgoff >= pg && pn->pgoff < pg + n &&
+				    pn->gen == f->mo[k].gen[pn->pgoff])
+					pn->tag = tags[pn->pgoff - pg];
+			}
+			for (unsigned j = 0; j < NAS; j++)
+				if (j != i)
+					check_space(f, j, WIN_BASE, WIN_END);
+			check_lo = WIN_BASE, check_hi = WIN_END;
+		} else {
+			memset(buf, 0xa5, len);
+			rc = ptk_object_read(f->obj[k], off, buf, len);
+			DISARM();
+			expect(f, "object_read", rc, model_object_read_check(&f->mo[k], off, len));
+			for (uint64_t p = 0; !rc && p < n; p++) {
+				uint32_t got;
+				memcpy(&got, buf + p * PTK_PAGE_SIZE, sizeof(got));
+				if (got != f->mo[k].tag[pg + p])
+					fz_fail(f, "object %u page %#" PRIx64 ": read %u, model %u", k,
+						pg + p, got, f->mo[k].tag[pg + p]);
+				for (uint64_t o = sizeof(got); o < PTK_PAGE_SIZE; o++)
+					if (buf[p * PTK_PAGE_SIZE + o])
+						fz_fail(f, "object %u page %#" PRIx64 ": byte %" PRIu64
+							" not zero", k, pg + p, o);
+			}
+			check_lo = check_hi = WIN_BASE;
+		}
 		break;
 	}
 	case OP_INJECT:
@@ -997,6 +1266,7 @@ static void run_op(struct fz *f, const uint8_t *b)
 	if (check_hi < check_lo || check_lo >= WIN_END)
 		check_lo = WIN_BASE, check_hi = WIN_BASE;
 	check_space(f, i, check_lo, check_hi);
+	check_objects(f);
 }
 
 const struct ptk_ctx_config *fuzz_as_ctx_config;

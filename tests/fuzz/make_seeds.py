@@ -7,8 +7,9 @@ split by protect/unmap/drop, special mappings with 2 MiB and 1 GiB leaves cut
 inside the window, recreated 5-level spaces, and injected failures before
 populate, unmap, protect, drop and special maps; explicit split and
 collapse, pins kept across unmap and drop, kernel mappings with activation
-and kernel faults, clones (fork) written on both sides, and software-TLB
-translation, the last under every
+and kernel faults, clones (fork) written on both sides, shared and private
+mappings of objects (written through mappings and directly, truncated,
+punched, cloned), and software-TLB translation, the last under every
 design (a trailing byte after the last whole operation picks kernel_sync,
 walk_mode, gather_mode and tlb_mode).  Run from anywhere:
     python3 tests/fuzz/make_seeds.py
@@ -19,7 +20,8 @@ import struct
 
 (MAP_ANON, MAP_SPECIAL, MAP_1G, UNMAP, PROTECT, DROP, FAULT, WRITE, POPULATE,
  TRANSLATE, RECREATE, INJECT, SPLIT, COLLAPSE, PIN, UNPIN, KMAP, KUNMAP,
- ACTIVATE, TLB, CLONE) = range(21)
+ ACTIVATE, TLB, CLONE, MAP_OBJECT, TRUNCATE, PUNCH, OBJ_WRITE,
+ OBJ_READ) = range(26)
 FIXED, NOREPLACE, HUGE, POPULATE_F = 1, 2, 4, 8
 R, W = 1, 2
 
@@ -220,6 +222,87 @@ clone_ops = [
     op(CLONE, 2),                                 # a clone that may fail
     op(WRITE, 2, 1024, pages(4)),
 ]
+
+
+def obj(k, private=False, off8=0):
+    """misc of MAP_OBJECT: object k, private or shared, offset off8 * 8 pages."""
+    return k | (2 if private else 0) | off8 << 2
+
+
+object_shared_ops = [
+    op(MAP_OBJECT, 0, 100, pages(16), R | W, FIXED, misc=obj(0)),
+    op(MAP_OBJECT, 1, 200, pages(16), R | W, FIXED, misc=obj(0)),
+    op(WRITE, 0, 100, pages(8)),                  # into the object
+    op(FAULT, 1, 200, pages(16), flags=0),        # the other space sees it
+    op(OBJ_READ, 0, 0, 15),                       # pages 0..15 read back
+    op(OBJ_WRITE, 0, 4, 3),                       # pages 4..7 written directly
+    op(TLB, 1, 200, pages(16), misc=1),
+    op(PIN, 0, 104, pages(4), misc=0),            # the object's frames
+    op(OBJ_WRITE, 0, 5, 0),                       # a pinned frame changes
+    op(PUNCH, 0, 2, pages(4)),                    # zaps both spaces
+    op(TLB, 1, 200, pages(16)),
+    op(FAULT, 0, 100, pages(8), flags=0),
+    op(OBJ_READ, 0, 0, 15),
+    op(TRUNCATE, 0, 8),                           # 8 pages left
+    op(FAULT, 0, 100, pages(16), flags=1),        # -ENXIO beyond
+    op(UNPIN, misc=1),
+    op(TRUNCATE, 0, 256),                         # grows: holes
+    op(WRITE, 1, 200, pages(16)),
+    op(MAP_OBJECT, 2, 1000, 0x40 | 40, R | W, FIXED | POPULATE_F, misc=obj(1, False, 5)),
+    op(MAP_OBJECT, 2, 1100, pages(4), R | W, NOREPLACE, misc=obj(1)),   # -EEXIST
+    op(OBJ_WRITE, 0, 40, 3, misc=1),
+    op(PROTECT, 2, 1000, pages(8), R),
+    op(PROTECT, 2, 1000, pages(8), R | W),        # shared: write back
+    op(WRITE, 2, 1000, pages(4)),
+    op(DROP, 2, 1000, pages(16)),                 # the cache keeps the pages
+    op(OBJ_READ, 0, 40, 15, misc=1),
+    op(UNMAP, 0, 100, pages(8)),
+    op(MAP_OBJECT, 0, 300, pages(4), R, FIXED, bad=2, misc=0),         # unaligned length
+    op(MAP_OBJECT, 0, 300, WHOLE, R, FIXED, bad=3),                    # a stray flag
+    op(TRUNCATE, 1, 9, bad=1),                    # unaligned size
+    op(TRUNCATE, 1, 9, bad=3),                    # beyond the maximum
+    op(PUNCH, 0, 9, pages(2), bad=1),             # empty
+    op(OBJ_WRITE, 0, 300, 3),                     # beyond the size
+    op(OBJ_READ, 0, 255, 2),
+]
+object_private_ops = [
+    op(MAP_OBJECT, 0, 300, pages(16), R | W, FIXED, misc=obj(0, True)),
+    op(MAP_OBJECT, 1, 300, pages(16), R | W, FIXED, misc=obj(0)),
+    op(WRITE, 1, 300, pages(8)),                  # object contents
+    op(FAULT, 0, 300, pages(16), flags=0),        # the object's frames, read-only
+    op(WRITE, 0, 302, pages(4)),                  # private copies of 2..5
+    op(OBJ_WRITE, 0, 0, 3),                       # 0..3: 0,1 show, 2,3 do not
+    op(PUNCH, 0, 0, pages(8)),                    # private copies stay
+    op(FAULT, 0, 300, pages(8), flags=0),
+    op(PROTECT, 0, 300, pages(16), R),
+    op(PROTECT, 0, 300, pages(16), R | W),        # copies stay read-only
+    op(WRITE, 0, 304, pages(2)),                  # reused, not copied
+    op(WRITE, 0, 310, pages(2)),                  # a hole: copied from zero
+    op(MAP_OBJECT, 0, 400, pages(16), R | W, FIXED, misc=obj(1)),
+    op(WRITE, 0, 400, pages(4)),
+    op(PIN, 0, 302, pages(2), misc=0),
+    op(CLONE, 0),                                 # 0 -> 1: private COW, shared not copied
+    op(WRITE, 1, 300, pages(8)),
+    op(WRITE, 1, 400, pages(2)),                  # the object: space 0 sees it
+    op(FAULT, 0, 400, pages(4), flags=0),
+    op(WRITE, 0, 303, pages(2)),
+    op(TRUNCATE, 0, 3),                           # even private copies go
+    op(FAULT, 0, 300, pages(8), flags=1),         # -ENXIO beyond
+    op(TRUNCATE, 0, 256),
+    op(FAULT, 1, 300, pages(8), flags=0),
+    op(OBJ_READ, 0, 0, 15),
+    op(INJECT, prot=1, misc=0),
+    op(MAP_OBJECT, 2, 500, pages(16), R | W, FIXED | POPULATE_F, misc=obj(0, True)),
+    op(INJECT, prot=0, misc=0),
+    op(OBJ_WRITE, 0, 20, 3),
+    op(INJECT, prot=0, misc=0),
+    op(WRITE, 0, 306, pages(2)),
+    op(CLONE, 1),
+    op(DROP, 2, 300, pages(8)),
+    op(UNMAP, 0, 300, pages(16)),
+    op(RECREATE, 1),
+    op(UNPIN, misc=1),
+]
 designs = {'default': design(), 'lazy-ksync': design(1), 'legacy-ksync': design(2),
            'old': design(2, 1, 1, 1), 'tlb-lazy': design(1, 0, 0, 1),
            'ipi-gather-legacy': design(0, 1, 1, 0)}
@@ -227,6 +310,9 @@ for name, d in designs.items():
     seeds['kernel-' + name] = kernel_ops + [d]
     seeds['tlb-' + name] = tlb_ops + [d]
 seeds['clone'] = clone_ops
+seeds['object-shared'] = object_shared_ops
+seeds['object-private'] = object_private_ops
+seeds['object-private-old'] = object_private_ops + [design(2, 1, 1, 1)]
 seeds['clone-old'] = clone_ops + [design(2, 1, 1, 1)]
 seeds['split-collapse-old'] = seeds['split-collapse'] + [design(2, 1, 1, 1)]
 seeds['pin-old'] = seeds['pin'] + [design(1, 1, 1, 1)]

@@ -93,6 +93,8 @@ static void split_at(struct model *m, uint64_t va)
 	struct model_region *hi = &m->r[i + 1];
 	if (hi->kind == PTK_REGION_SPECIAL)
 		hi->pfn += (va - hi->start) / PAGE;
+	if (hi->kind == PTK_REGION_OBJECT)
+		hi->pgoff += (va - hi->start) / PAGE;
 	hi->start = va;
 }
 
@@ -145,8 +147,18 @@ static void p_insert(struct model *m, uint64_t pn, uint32_t tag)
 	}
 	m->p = grow(m->p, &m->pcap, m->np + 1, sizeof(*m->p));
 	memmove(&m->p[i + 1], &m->p[i], (m->np - i) * sizeof(*m->p));
-	m->p[i] = (struct model_page){ pn, tag, false };
+	m->p[i] = (struct model_page){ .pn = pn, .tag = tag };
 	m->np++;
+}
+
+static bool private_object(const struct model_region *r)
+{
+	return r->kind == PTK_REGION_OBJECT && (r->flags & PTK_MAP_PRIVATE);
+}
+
+static uint64_t r_pgoff(const struct model_region *r, uint64_t va)
+{
+	return r->pgoff + (va - r->start) / PAGE;
 }
 
 /* Remove regions and pages of [start, end). */
@@ -199,11 +211,17 @@ static int find_gap(const struct model *m, uint64_t hint, uint64_t len,
 
 /* ---- operations ---------------------------------------------------------- */
 
-int model_map(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
-	      unsigned flags, enum ptk_region_kind kind, uint64_t pfn)
+static int map_common(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
+		      unsigned flags, enum ptk_region_kind kind, uint64_t pfn,
+		      struct model_object *obj, uint64_t offset)
 {
+	unsigned sp = flags & (PTK_MAP_SHARED | PTK_MAP_PRIVATE);
 	if (!va || (prot & ~PTK_PROT_MASK) || (flags & ~PTK_MAP_MASK) ||
-	    (flags & (PTK_MAP_SHARED | PTK_MAP_PRIVATE)))
+	    (kind != PTK_REGION_OBJECT && sp))
+		return -EINVAL;
+	if (kind == PTK_REGION_OBJECT &&
+	    (!obj || (sp != PTK_MAP_SHARED && sp != PTK_MAP_PRIVATE) || (flags & PTK_MAP_HUGE) ||
+	     (offset % PAGE) || offset + len < offset || offset + len > obj->max_size))
 		return -EINVAL;
 	bool fixed = flags & (PTK_MAP_FIXED | PTK_MAP_NOREPLACE);
 	if (!len || (len % PAGE) || (*va % PAGE))
@@ -237,12 +255,16 @@ int model_map(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
 			return rc;
 	}
 	struct model_region r = { .start = at, .end = at + len, .prot = prot,
-				  .flags = flags & PTK_MAP_HUGE, .kind = kind,
-				  .pfn = kind == PTK_REGION_SPECIAL ? pfn : 0 };
+				  .flags = flags & (PTK_MAP_HUGE | PTK_MAP_SHARED | PTK_MAP_PRIVATE),
+				  .kind = kind, .pfn = kind == PTK_REGION_SPECIAL ? pfn : 0,
+				  .obj = obj, .pgoff = offset / PAGE };
 	insert_region(m, &r);
 	*va = at;
-	if ((flags & PTK_MAP_POPULATE) && kind == PTK_REGION_ANON) {
-		int prc = model_populate(m, at, len, (prot & PTK_PROT_WRITE) ?
+	uint64_t plen = len;
+	if (kind == PTK_REGION_OBJECT)     /* the pages below the object's size */
+		plen = obj->size <= offset ? 0 : obj->size - offset < len ? obj->size - offset : len;
+	if ((flags & PTK_MAP_POPULATE) && plen && kind != PTK_REGION_SPECIAL) {
+		int prc = model_populate(m, at, plen, (prot & PTK_PROT_WRITE) ?
 					 PTK_ACCESS_WRITE : PTK_ACCESS_READ);
 		/* Out of memory while populating: the new mapping goes again
 		 * (what it replaced is gone too). */
@@ -252,6 +274,20 @@ int model_map(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
 		}
 	}
 	return 0;
+}
+
+int model_map(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
+	      unsigned flags, enum ptk_region_kind kind, uint64_t pfn)
+{
+	if (kind == PTK_REGION_OBJECT)
+		return -EINVAL;
+	return map_common(m, va, len, prot, flags, kind, pfn, NULL, 0);
+}
+
+int model_map_object(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
+		     unsigned flags, struct model_object *obj, uint64_t offset)
+{
+	return map_common(m, va, len, prot, flags, PTK_REGION_OBJECT, 0, obj, offset);
 }
 
 int model_unmap(struct model *m, uint64_t va, uint64_t len)
@@ -277,6 +313,16 @@ int model_protect(struct model *m, uint64_t va, uint64_t len, unsigned prot)
 	split_at(m, end);
 	for (size_t i = r_lower(m, va); i < m->nr && m->r[i].start < end; i++)
 		m->r[i].prot = prot;
+	/* Taking write away write-protects every page; granting it back
+	 * restores write but in private object mappings (the write fault
+	 * does there; cow pages stay protected either way: model_lookup). */
+	for (size_t k = p_lower(m, va / PAGE); k < m->np && m->p[k].pn < end / PAGE; k++) {
+		long ri = model_region_index(m, m->p[k].pn * PAGE);
+		if (!(prot & PTK_PROT_WRITE))
+			m->p[k].wp = true;
+		else if (ri >= 0 && !private_object(&m->r[ri]))
+			m->p[k].wp = false;
+	}
 	return 0;
 }
 
@@ -289,7 +335,7 @@ int model_drop(struct model *m, uint64_t va, uint64_t len)
 	bool cov = covered(m, va, end);
 	for (size_t i = r_lower(m, va); i < m->nr && m->r[i].start < end; i++) {
 		struct model_region *r = &m->r[i];
-		if (r->kind != PTK_REGION_ANON)
+		if (r->kind != PTK_REGION_ANON && r->kind != PTK_REGION_OBJECT)
 			continue;
 		p_remove(m, r->start > va ? r->start : va, r->end < end ? r->end : end);
 	}
@@ -326,6 +372,44 @@ static int fault_anon(struct model *m, const struct model_region *r, uint64_t va
 	return 0;
 }
 
+/* Fault on object region @r: -ENXIO at or beyond the size; a shared
+ * mapping (or a private one, reading) maps the object's frame; a private
+ * write fault copies the object's page (a hole: zero, which stays a hole)
+ * into a page of the mapping's own. */
+static int fault_object(struct model *m, const struct model_region *r, uint64_t va,
+			unsigned access)
+{
+	uint64_t pn = va / PAGE, pgoff = r_pgoff(r, va);
+	struct model_object *o = r->obj;
+	bool write = access == PTK_ACCESS_WRITE;
+	struct model_page *p = p_find(m, pn);
+	struct model_lookup l;
+	model_lookup(m, va, &l);
+	if (p && (!write || l.writable))
+		return 0;               /* spurious */
+	if (pgoff >= o->size / PAGE)
+		return -ENXIO;
+	if (p) {
+		/* Present but write-protected (private: shared mappings of
+		 * a writable region map writable): copy or reuse. */
+		if (m->may_fail && m->oracle.writable &&
+		    !m->oracle.writable(m->oracle.arg, va))
+			return -ENOMEM;
+		if (p->obj)
+			p->tag = o->tag[pgoff];
+		p->obj = false;
+		p->cow = false;
+		p->wp = false;
+		return 0;
+	}
+	if (m->may_fail && m->oracle.present && !m->oracle.present(m->oracle.arg, va))
+		return -ENOMEM;
+	p_insert(m, pn, o->tag[pgoff]);
+	p = p_find(m, pn);
+	p->obj = !(write && private_object(r));
+	return 0;
+}
+
 int model_fault(struct model *m, uint64_t va, unsigned access)
 {
 	static const unsigned need[] = { PTK_PROT_READ, PTK_PROT_WRITE, PTK_PROT_EXEC };
@@ -341,6 +425,8 @@ int model_fault(struct model *m, uint64_t va, unsigned access)
 		return -EACCES;
 	if (r->kind == PTK_REGION_ANON)
 		return fault_anon(m, r, va, access);
+	if (r->kind == PTK_REGION_OBJECT)
+		return fault_object(m, r, va, access);
 	return 0;
 }
 
@@ -383,21 +469,38 @@ void model_lookup(const struct model *m, uint64_t va, struct model_lookup *out)
 	if (r->kind == PTK_REGION_SPECIAL) {
 		out->present = true;
 		out->pfn = r->pfn + (va - r->start) / PAGE;
-	} else {
-		const struct model_page *p = p_find(m, va / PAGE);
-		if (!p)
-			return;
-		out->present = true;
-		out->tag = p->tag;
-		out->cow = p->cow && (r->prot & PTK_PROT_WRITE);
+		out->writable = (r->prot & PTK_PROT_WRITE) != 0;
+		return;
 	}
-	out->writable = (r->prot & PTK_PROT_WRITE) != 0 && !out->cow;
+	if (r->kind == PTK_REGION_OBJECT) {
+		out->obj = r->obj;
+		out->pgoff = r_pgoff(r, va);
+	}
+	const struct model_page *p = p_find(m, va / PAGE);
+	if (!p)
+		return;
+	out->present = true;
+	out->obj_page = p->obj;
+	out->tag = p->obj ? r->obj->tag[out->pgoff] : p->tag;
+	/* An object page of a private mapping is mapped read-only for good. */
+	bool ro = p->wp || (p->obj && private_object(r));
+	out->cow = p->cow && !ro && (r->prot & PTK_PROT_WRITE);
+	out->writable = (r->prot & PTK_PROT_WRITE) != 0 && !out->cow && !ro;
+}
+
+/* Whether page @p of @m belongs to a shared object mapping (clone copies
+ * nothing of those, nor write-protects them). */
+static bool in_shared_object(const struct model *m, const struct model_page *p)
+{
+	long ri = model_region_index(m, p->pn * PAGE);
+	return ri >= 0 && m->r[ri].kind == PTK_REGION_OBJECT && !private_object(&m->r[ri]);
 }
 
 void model_clone(struct model *src, struct model *dst)
 {
 	for (size_t i = 0; i < src->np; i++)
-		src->p[i].cow = true;
+		if (!in_shared_object(src, &src->p[i]))
+			src->p[i].cow = true;
 	if (!dst)
 		return;
 	dst->user_end = src->user_end;
@@ -409,16 +512,128 @@ void model_clone(struct model *src, struct model *dst)
 	if (src->np)
 		memcpy(dst->p, src->p, src->np * sizeof(*dst->p));
 	dst->np = src->np;
+	/* Shared object pages: copied or left to a later fault (oracle). */
+	size_t k = 0;
+	for (size_t i = 0; i < dst->np; i++)
+		if (!in_shared_object(dst, &dst->p[i]) ||
+		    (dst->oracle.present &&
+		     dst->oracle.present(dst->oracle.arg, dst->p[i].pn * PAGE)))
+			dst->p[k++] = dst->p[i];
+	dst->np = k;
 }
 
 void model_set_tag(struct model *m, uint64_t va, uint32_t tag)
 {
 	struct model_page *p = p_find(m, va / PAGE);
-	if (p)
+	if (!p)
+		return;
+	long ri = model_region_index(m, va);
+	if (p->obj && ri >= 0)
+		m->r[ri].obj->tag[r_pgoff(&m->r[ri], va)] = tag;
+	else
 		p->tag = tag;
 }
 
 uint64_t model_rss(const struct model *m)
 {
 	return m->np;
+}
+
+/* ---- objects --------------------------------------------------------------- */
+
+void model_object_init(struct model_object *o, uint64_t size, uint64_t max_size)
+{
+	if (!max_size)
+		max_size = size;
+	o->size = size;
+	o->max_size = max_size;
+	o->tag = calloc(max_size / PAGE + 1, sizeof(*o->tag));
+	o->gen = calloc(max_size / PAGE + 1, sizeof(*o->gen));
+	if (!o->tag || !o->gen)
+		abort();
+}
+
+void model_object_free(struct model_object *o)
+{
+	free(o->tag);
+	free(o->gen);
+	o->tag = o->gen = NULL;
+}
+
+/* Zap offsets [first, last) of @o in every mapping of every space: every
+ * page (@even_cows) or only those mapping the object's frames; then the
+ * cache lets go of the offsets (contents zero, generation bumped). */
+static void invalidate(struct model_object *o, uint64_t first, uint64_t last,
+		       bool even_cows, struct model *const *spaces, size_t n)
+{
+	for (size_t s = 0; s < n; s++) {
+		struct model *m = spaces[s];
+		if (!m)
+			continue;
+		size_t k = 0;
+		for (size_t i = 0; i < m->np; i++) {
+			long ri = model_region_index(m, m->p[i].pn * PAGE);
+			const struct model_region *r = ri >= 0 ? &m->r[ri] : NULL;
+			bool gone = r && r->kind == PTK_REGION_OBJECT && r->obj == o &&
+				    r_pgoff(r, m->p[i].pn * PAGE) >= first &&
+				    r_pgoff(r, m->p[i].pn * PAGE) < last &&
+				    (even_cows || m->p[i].obj);
+			if (!gone)
+				m->p[k++] = m->p[i];
+		}
+		m->np = k;
+	}
+	for (uint64_t p = first; p < last; p++) {
+		o->tag[p] = 0;
+		o->gen[p]++;
+	}
+}
+
+int model_object_truncate(struct model_object *o, uint64_t size,
+			  struct model *const *spaces, size_t n)
+{
+	if ((size % PAGE) || size > o->max_size)
+		return -EINVAL;
+	uint64_t old = o->size;
+	o->size = size;
+	if (size < old)
+		invalidate(o, size / PAGE, old / PAGE, true, spaces, n);
+	return 0;
+}
+
+int model_object_punch(struct model_object *o, uint64_t off, uint64_t len,
+		       struct model *const *spaces, size_t n)
+{
+	if (((off | len) % PAGE) || !len || off + len < off || off + len > o->max_size)
+		return -EINVAL;
+	uint64_t end = off + len < o->size ? off + len : o->size;
+	if (off < end)
+		invalidate(o, off / PAGE, end / PAGE, false, spaces, n);
+	return 0;
+}
+
+int model_object_write(struct model_object *o, uint64_t off, uint64_t len,
+		       const uint32_t *tags)
+{
+	int rc = model_object_read_check(o, off, len);
+	if (rc)
+		return rc;
+	for (uint64_t p = 0; p < len / PAGE; p++)
+		o->tag[off / PAGE + p] = tags[p];
+	return 0;
+}
+
+int model_object_read_check(const struct model_object *o, uint64_t off, uint64_t len)
+{
+	if (off + len < off || off + len > o->max_size || off + len > o->size)
+		return -EINVAL;
+	return 0;
+}
+
+uint64_t model_object_mappings(const struct model *m, const struct model_object *o)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < m->nr; i++)
+		n += m->r[i].kind == PTK_REGION_OBJECT && m->r[i].obj == o;
+	return n;
 }

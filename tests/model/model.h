@@ -10,11 +10,22 @@
  *   pages    a sorted array of the anonymous pages that hold a frame:
  *            page number -> contents tag (0: the page reads as zero), and
  *            cow: shared copy-on-write since a clone (model_clone), until
- *            a write fault on the page breaks the sharing.
- * Derived: a page is present if it is in @pages (anonymous) or inside a
- * special region (always present, frame region.pfn + offset); it is
- * writable iff present, its region's prot has PTK_PROT_WRITE and it is not
- * cow.  A cow page may be writable in ptkit all the same (a write fault on
+ *            a write fault on the page breaks the sharing.  In an object
+ *            region a page either maps the object's own frame (obj: its
+ *            contents are the object's, model_object.tag) or is a private
+ *            copy (a write fault in a PTK_MAP_PRIVATE region; its own tag);
+ *            wp: write-protected by a protection change, which granting
+ *            write again does not undo in a private object region (the
+ *            next write fault does);
+ *   objects  struct model_object, shared by the models of every space that
+ *            maps it: size, max_size and one contents tag per page offset
+ *            (0: zero or a hole), plus gen, bumped whenever the page cache
+ *            lets go of the offset's frame (truncate, punch).
+ * Derived: a page is present if it is in @pages (anonymous or object) or
+ * inside a special region (always present, frame region.pfn + offset); it
+ * is writable iff present, its region's prot has PTK_PROT_WRITE, it is not
+ * cow nor wp, and it is not an object page of a private mapping (those are
+ * mapped read-only: a write fault copies them).  A cow page may be writable in ptkit all the same (a write fault on
  * one page of a 2 MiB leaf nobody else maps any more makes the whole leaf
  * writable), so checks accept either for it (model_lookup.cow); what COW
  * must guarantee - a write shows in one space only - the contents say.
@@ -34,11 +45,14 @@
  *            nothing (populate stops there).
  *   writable the same for a write fault on a cow page (its copy needs a
  *            frame): whether the page is writable now; if not, -ENOMEM.
+ *   present  also after a clone, for a shared object mapping's pages: the
+ *            child may copy their entries or fault them in later (ptkit
+ *            copies none); model_clone asks the child's oracle.
  * Without an oracle, faults map 4 KiB pages and never fail.
  *
  * Extension point: a new ptkit operation gets a model_<op>() here that
  * states its result and its effect on regions and pages (kernel-half
- * mappings, collapse, truncate when they exist: collapse changes nothing
+ * mappings, clone, object truncate and punch did; collapse changes nothing
  * observable except through the oracle).
  */
 #ifndef PTKIT_TEST_MODEL_H
@@ -54,17 +68,28 @@
 extern "C" {
 #endif
 
+/* A shared memory object (ptkit/object.h). */
+struct model_object {
+	uint64_t size, max_size;     /* bytes */
+	uint32_t *tag;               /* per page offset below max_size */
+	uint32_t *gen;               /* bumped when the cache drops the frame */
+};
+
 struct model_region {
 	uint64_t start, end;
-	unsigned prot, flags;
+	unsigned prot, flags;        /* flags: HUGE, or SHARED/PRIVATE (objects) */
 	enum ptk_region_kind kind;
 	uint64_t pfn;
+	struct model_object *obj;    /* PTK_REGION_OBJECT */
+	uint64_t pgoff;              /* page offset in obj of start */
 };
 
 struct model_page {
 	uint64_t pn;      /* va >> PTK_PAGE_SHIFT */
-	uint32_t tag;
+	uint32_t tag;     /* anonymous pages and private copies */
 	bool cow;         /* shared copy-on-write since a clone */
+	bool obj;         /* maps the object's frame (contents: the object's) */
+	bool wp;          /* write-protected by a protection change */
 };
 
 struct model_oracle {
@@ -92,8 +117,11 @@ struct model_lookup {
 	enum ptk_region_kind kind;   /* 0 if no region */
 	unsigned prot;
 	uint64_t pfn;                /* special pages */
-	uint32_t tag;                /* anonymous pages */
+	uint32_t tag;                /* anonymous and object pages */
 	bool cow;                    /* may be write-protected (see above) */
+	struct model_object *obj;    /* object regions: the object, */
+	uint64_t pgoff;              /* the page offset, */
+	bool obj_page;               /* and whether the object's frame is mapped */
 };
 
 /* An empty address space of @levels levels (4 or 5). */
@@ -108,6 +136,10 @@ void model_free(struct model *m);
  * special mapping of at least 1 GiB), else first fit from the lowest page. */
 int model_map(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
 	      unsigned flags, enum ptk_region_kind kind, uint64_t pfn);
+/* ptk_map_object of [offset, offset+len) of @obj (PTK_MAP_POPULATE: the
+ * pages below the object's size). */
+int model_map_object(struct model *m, uint64_t *va, uint64_t len, unsigned prot,
+		     unsigned flags, struct model_object *obj, uint64_t offset);
 int model_unmap(struct model *m, uint64_t va, uint64_t len);
 int model_protect(struct model *m, uint64_t va, uint64_t len, unsigned prot);
 int model_drop(struct model *m, uint64_t va, uint64_t len);
@@ -121,8 +153,28 @@ void model_lookup(const struct model *m, uint64_t va, struct model_lookup *out);
  * anonymous page of both becomes cow.  Also the parent's state after a
  * clone that failed (@dst NULL): its pages may be write-protected. */
 void model_clone(struct model *src, struct model *dst);
-/* Record that the anonymous page at @va now holds @tag (a write). */
+/* Record that the page at @va now holds @tag (a write; through a shared
+ * object mapping the object's page changes). */
 void model_set_tag(struct model *m, uint64_t va, uint32_t tag);
+
+/* Objects: ptk_object_create (all zero), the truncate and punch protocols
+ * over the models of every space (@spaces, @n; NULL entries skipped):
+ * truncate takes every page of every mapping beyond the new size, private
+ * copies too; punch only the pages that map the object's own frames in
+ * [off, off+len) below the size (private copies stay).  Results as ptkit's. */
+void model_object_init(struct model_object *o, uint64_t size, uint64_t max_size);
+void model_object_free(struct model_object *o);
+int model_object_truncate(struct model_object *o, uint64_t size,
+			  struct model *const *spaces, size_t n);
+int model_object_punch(struct model_object *o, uint64_t off, uint64_t len,
+		       struct model *const *spaces, size_t n);
+/* ptk_object_write of one tag at the start of each page of [off, off+len)
+ * (page multiples), ptk_object_read's result for the same range. */
+int model_object_write(struct model_object *o, uint64_t off, uint64_t len,
+		       const uint32_t *tags);
+int model_object_read_check(const struct model_object *o, uint64_t off, uint64_t len);
+/* Object regions of @m that map @o (ptk_object_stats.mappings, summed). */
+uint64_t model_object_mappings(const struct model *m, const struct model_object *o);
 /* Anonymous pages holding a frame (ptk_as_stats.rss_frames). */
 uint64_t model_rss(const struct model *m);
 /* Index of the region containing @va or -1. */
