@@ -18,7 +18,8 @@
  *   - every pinned frame stays valid until unpinned: its contents are
  *     0 or the tag its writer stores for that address, never the poison of
  *     a freed page or another address's tag, read twice around a pause;
- *   - writers check their own results (a collapse that succeeds gives a
+ *   - writers check their own results (a collapse succeeds only inside one
+ *     region, -EINVAL across two, and a collapse that succeeds gives a
  *     2 MiB leaf, an unmap leaves nothing);
  *   - at the end every frame and table page is back in the pool.
  *
@@ -251,16 +252,24 @@ static void writer_op(unsigned id, uint64_t *s, unsigned slot, enum slot_kind *k
 			FAIL("writer %u: split rc %d\n", id, rc);
 		n_splits += rc == 0;
 		break;
-	case 3: case 4: /* collapse */
+	case 3: case 4: { /* collapse: -EINVAL iff the block spans regions
+			   * (a protect below cut them; they are not merged) */
+		struct ptk_region_info ri;
+		bool one = ptk_region_query(as, half, &ri) == 0 &&
+			   ri.end - half >= (2u << 20);
 		rc = ptk_collapse(as, half);
 		if (rc == 0) {
 			n_collapses++;
+			if (!one)
+				FAIL("writer %u: collapse across regions\n", id);
 			if (ptk_translate(as, half, &x) || x.level != 1)
 				FAIL("writer %u: collapse gave no 2 MiB leaf\n", id);
-		} else if (rc != -EBUSY && rc != -EEXIST && rc != -ENOENT) {
+		} else if (rc == -EINVAL ? one :
+			   rc != -EBUSY && rc != -EEXIST && rc != -ENOENT) {
 			FAIL("writer %u: collapse rc %d\n", id, rc);
 		}
 		break;
+	}
 	case 5: /* drop (anonymous only; reclaims emptied tables) */
 		if (*k == ANON) {
 			uint64_t len = (1 + rnd(s) % 1024) * PTK_PAGE_SIZE;
