@@ -128,6 +128,88 @@ int ptk_region_split_at(struct ptk_region_set *rs, uint64_t va)
 	return 0;
 }
 
+/* Spare link nodes kept beyond what a reservation asks for: a merge can
+ * return nodes that no split of this set took (a clone's links), so the
+ * pool is capped. */
+#define SPARE_KEEP 16
+
+/* Whether @r's link @l is the link of exactly @r's range. */
+static bool link_fits(const struct ptk_region *r, const struct ptk_mapping *l)
+{
+	return !l || (l->va == r->start &&
+		      l->last - l->first + 1 == (r->end - r->start) >> PTK_PAGE_SHIFT);
+}
+
+/* Whether @lo and @hi (@lo right below) differ in nothing but their
+ * ranges: every field of struct ptk_region is accounted for. */
+static bool regions_mergeable(const struct ptk_region *lo, const struct ptk_region *hi)
+{
+	uint64_t pages = (lo->end - lo->start) >> PTK_PAGE_SHIFT;
+	if (lo->end != hi->start || lo->kind != hi->kind || lo->prot != hi->prot ||
+	    lo->flags != hi->flags)
+		return false;
+	switch (lo->kind) {
+	case PTK_REGION_ANON:
+	case PTK_REGION_OBJECT:
+	case PTK_REGION_SPECIAL:
+		break;
+	default:                /* placeholders, or anything unknown */
+		return false;
+	}
+	if (lo->kind == PTK_REGION_SPECIAL ? hi->pfn != lo->pfn + pages : hi->pfn != lo->pfn)
+		return false;
+	if (lo->obj != hi->obj || (lo->obj ? hi->pgoff != lo->pgoff + pages : hi->pgoff != lo->pgoff))
+		return false;
+	/* The links: each exactly its region's, and pairwise mergeable (the
+	 * same family or object tree, contiguous).  Links of regions in the
+	 * set are never on a detached chain (ptk_region_remove() takes the
+	 * region out with them). */
+	return link_fits(lo, lo->anon_link) && link_fits(hi, hi->anon_link) &&
+	       link_fits(lo, lo->obj_link) && link_fits(hi, hi->obj_link) &&
+	       ptk_rmap_mergeable(lo->anon_link, hi->anon_link) &&
+	       ptk_rmap_mergeable(lo->obj_link, hi->obj_link);
+}
+
+/* Merge v[i + 1] into v[i] (regions_mergeable). */
+static void merge_next(struct ptk_region_set *rs, size_t i)
+{
+	struct ptk_region *lo = &rs->v[i], *hi = &rs->v[i + 1];
+	struct ptk_mapping *l[2] = { hi->anon_link, hi->obj_link };
+	if (lo->anon_link)
+		ptk_rmap_merge(lo->anon_link, hi->anon_link);
+	if (lo->obj_link)
+		ptk_rmap_merge(lo->obj_link, hi->obj_link);
+	for (int k = 0; k < 2; k++) {
+		if (!l[k])
+			continue;
+		if (rs->nspare < SPARE_KEEP)
+			spare_put(rs, l[k]);
+		else
+			free(l[k]);
+	}
+	lo->end = hi->end;
+	memmove(&rs->v[i + 1], &rs->v[i + 2], (rs->n - i - 2) * sizeof(*lo));
+	rs->n--;
+}
+
+size_t ptk_region_merge_around(struct ptk_region_set *rs, uint64_t start, uint64_t end)
+{
+	/* From the region ending at @start (if any) to the one ending at
+	 * @end: every boundary in [start, end], each looked at once. */
+	size_t i = ptk_region_lower(rs, start), merged = 0;
+	if (i > 0)
+		i--;
+	while (i + 1 < rs->n && rs->v[i].end <= end) {
+		if (rs->v[i].end >= start && regions_mergeable(&rs->v[i], &rs->v[i + 1])) {
+			merge_next(rs, i);
+			merged++;
+		} else {
+			i++;
+		}
+	}
+	return merged;
+}
+
 static void detach_links(struct ptk_region *r, struct ptk_mapping **detached)
 {
 	struct ptk_mapping *l[2] = { r->anon_link, r->obj_link };

@@ -851,10 +851,246 @@ static void protect_splits_and_holes(void **state)
 		assert_int_equal(xl(as, X + i * PG, &x), 0);
 		assert_false(ptk_pte_write(x.pte));
 	}
+	/* ... and the three pieces of the first region, now alike, are one
+	 * region again (the second, mapped on its own, is not touched). */
+	check_region(as, X, X, X + 16 * PG, RO, PTK_REGION_ANON);
+	assert_int_equal(as_st(as).regions, 2);
 	/* Bad protection bits. */
 	assert_int_equal(ptk_protect(as, X, PG, 8), -EINVAL);
 	assert_int_equal(ptk_protect(as, X, PG, ~0u), -EINVAL);
-	check_region(as, X, X, X + 4 * PG, RO, PTK_REGION_ANON);
+	check_region(as, X, X, X + 16 * PG, RO, PTK_REGION_ANON);
+	test_teardown(ctx, as);
+}
+
+/* ---- protect merges regions back (vma_merge) ----------------------------- */
+
+static int count_region(const struct ptk_region_info *ri, void *arg)
+{
+	(void)ri;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+/* Regions as ptk_region_foreach() lists them. */
+static unsigned nregions(struct ptk_as *as)
+{
+	unsigned n = 0;
+	assert_int_equal(ptk_region_foreach(as, count_region, &n), 0);
+	assert_int_equal(as_st(as).regions, n);
+	return n;
+}
+
+static uint64_t pfn_of(struct ptk_as *as, uint64_t va)
+{
+	struct ptk_xlate x;
+	assert_int_equal(ptk_translate(as, va, &x), 0);
+	return x.pfn;
+}
+
+/* Protect a middle page read-only (three regions), then back (one), and
+ * the same with the whole range over the split pieces. */
+static void protect_toggle(struct ptk_as *as, uint64_t X, unsigned prot,
+			   enum ptk_region_kind kind)
+{
+	unsigned n0 = nregions(as);
+	assert_int_equal(ptk_protect(as, X + 3 * PG, PG, RO), 0);
+	assert_int_equal(nregions(as), n0 + 2);
+	check_region(as, X + 3 * PG, X + 3 * PG, X + 4 * PG, RO, kind);
+	assert_int_equal(ptk_protect(as, X + 3 * PG, PG, prot), 0);
+	assert_int_equal(nregions(as), n0);
+	check_region(as, X + 5 * PG, X, X + 8 * PG, prot, kind);
+	/* Boundaries inside the range merge too. */
+	assert_int_equal(ptk_protect(as, X + 2 * PG, 3 * PG, RO), 0);
+	assert_int_equal(ptk_protect(as, X + 3 * PG, PG, prot), 0);
+	assert_int_equal(nregions(as), n0 + 4);
+	assert_int_equal(ptk_protect(as, X, 8 * PG, prot), 0);
+	assert_int_equal(nregions(as), n0);
+	check_region(as, X, X, X + 8 * PG, prot, kind);
+}
+
+static void protect_merge_anon(void **state)
+{
+	(void)state;
+	struct ptk_ctx *ctx = test_ctx(0);
+	struct ptk_as *as = new_as(ctx, 0);
+	uint64_t X = GiB;
+	map_fixed(as, X, 8 * PG, RW, 0);
+	write_pattern(as, X + 6 * PG);
+	protect_toggle(as, X, RW, PTK_REGION_ANON);
+	/* The family's link covers the whole region again: the page mapped
+	 * before is found, and one faulted now too. */
+	uint64_t p6 = pfn_of(as, X + 6 * PG);
+	assert_int_equal(ptk_rmap_count(ctx, p6), 1);
+	write_pattern(as, X + 7 * PG);
+	assert_int_equal(ptk_rmap_count(ctx, pfn_of(as, X + 7 * PG)), 1);
+	check_pattern(as, X + 6 * PG);
+
+	/* Two anonymous regions mapped side by side are two families: they
+	 * never merge, whatever their protections. */
+	uint64_t Y = 2 * GiB;
+	map_fixed(as, Y, 8 * PG, RW, 0);
+	map_fixed(as, Y + 8 * PG, 8 * PG, RW, 0);
+	assert_int_equal(nregions(as), 3);
+	assert_int_equal(ptk_protect(as, Y + 4 * PG, 8 * PG, RO), 0);
+	assert_int_equal(nregions(as), 5);
+	assert_int_equal(ptk_protect(as, Y, 16 * PG, RW), 0);
+	assert_int_equal(nregions(as), 3);
+	check_region(as, Y, Y, Y + 8 * PG, RW, PTK_REGION_ANON);
+	check_region(as, Y + 8 * PG, Y + 8 * PG, Y + 16 * PG, RW, PTK_REGION_ANON);
+	/* A merged region unmaps whole and frees every frame. */
+	assert_int_equal(ptk_unmap(as, X, 8 * PG), 0);
+	assert_int_equal(nregions(as), 2);
+	check_rss_matches_pool(ctx, as);
+	test_teardown(ctx, as);
+}
+
+static void protect_merge_special(void **state)
+{
+	(void)state;
+	struct ptk_ctx *ctx = test_ctx(4 * MiB);
+	struct ptk_as *as = new_as(ctx, 0);
+	uint64_t pfn = U64(1) << 30;
+	uint64_t X = 8 * GiB, v = X;
+	assert_int_equal(ptk_map_special(as, &v, 8 * PG, pfn, RW, FIXED), 0);
+	protect_toggle(as, X, RW, PTK_REGION_SPECIAL);
+	for (unsigned i = 0; i < 8; i++)
+		assert_int_equal(pfn_of(as, X + i * PG), pfn + i);
+	/* A neighbour whose frames do not continue the run stays apart ... */
+	v = X + 8 * PG;
+	assert_int_equal(ptk_map_special(as, &v, 8 * PG, pfn + 9, RW, FIXED), 0);
+	assert_int_equal(ptk_protect(as, X + 4 * PG, 8 * PG, RO), 0);
+	assert_int_equal(ptk_protect(as, X, 16 * PG, RW), 0);
+	assert_int_equal(nregions(as), 2);
+	/* ... one that continues it (nothing but its attributes identifies a
+	 * special mapping) becomes one region with it. */
+	assert_int_equal(ptk_unmap(as, X + 8 * PG, 8 * PG), 0);
+	v = X + 8 * PG;
+	assert_int_equal(ptk_map_special(as, &v, 8 * PG, pfn + 8, RW, FIXED), 0);
+	assert_int_equal(nregions(as), 2);
+	assert_int_equal(ptk_protect(as, X + 4 * PG, 8 * PG, RW), 0);
+	assert_int_equal(nregions(as), 1);
+	check_region(as, X, X, X + 16 * PG, RW, PTK_REGION_SPECIAL);
+	for (unsigned i = 0; i < 16; i++)
+		assert_int_equal(pfn_of(as, X + i * PG), pfn + i);
+	test_teardown(ctx, as);
+}
+
+static uint64_t obj_mappings(struct ptk_object *obj)
+{
+	struct ptk_object_stats st;
+	ptk_object_stats(obj, &st);
+	return st.mappings;
+}
+
+static void protect_merge_object(void **state)
+{
+	(void)state;
+	struct ptk_ctx *ctx = test_ctx(0);
+	struct ptk_as *as = new_as(ctx, 0);
+	struct ptk_object *obj;
+	assert_int_equal(ptk_object_create(ctx, 32 * PG, 0, &obj), 0);
+	uint64_t X = GiB, v = X;
+	assert_int_equal(ptk_map_object(as, &v, 8 * PG, RW, PTK_MAP_SHARED | FIXED,
+					obj, 4 * PG), 0);
+	uint64_t tag = 0x5eed;
+	assert_int_equal(ptk_object_write(obj, 9 * PG, &tag, sizeof(tag)), 0);
+	assert_int_equal(ptk_fault(as, X + 5 * PG, PTK_ACCESS_WRITE), 0);
+	assert_int_equal(obj_mappings(obj), 1);
+	unsigned n0 = nregions(as);
+	assert_int_equal(ptk_protect(as, X + 3 * PG, PG, RO), 0);
+	assert_int_equal(obj_mappings(obj), 3);
+	assert_int_equal(ptk_protect(as, X + 3 * PG, PG, RW), 0);
+	assert_int_equal(obj_mappings(obj), 1);
+	protect_toggle(as, X, RW, PTK_REGION_OBJECT);
+	assert_int_equal(nregions(as), n0);
+	/* One link in the object's tree again, covering every offset: the
+	 * page faulted before and one faulted now are found through it. */
+	assert_int_equal(obj_mappings(obj), 1);
+	assert_int_equal(*host(as, X + 5 * PG), tag);
+	assert_int_equal(ptk_rmap_count(ctx, pfn_of(as, X + 5 * PG)), 1);
+	assert_int_equal(ptk_fault(as, X + 7 * PG, PTK_ACCESS_WRITE), 0);
+	assert_int_equal(ptk_rmap_count(ctx, pfn_of(as, X + 7 * PG)), 1);
+	*host(as, X + 7 * PG) = 77;
+	uint64_t got = 0;
+	assert_int_equal(ptk_object_read(obj, 11 * PG, &got, sizeof(got)), 0);
+	assert_int_equal(got, 77);
+	/* A truncate reaches the merged mapping's pages through the link. */
+	assert_int_equal(ptk_object_truncate(obj, 10 * PG), 0);
+	assert_false(mapped(as, X + 7 * PG));
+	assert_true(mapped(as, X + 5 * PG));
+	assert_int_equal(ptk_object_truncate(obj, 32 * PG), 0);
+
+	/* A neighbour mapping offsets that do not continue stays apart; a
+	 * private mapping (its own anonymous family) too. */
+	v = X + 8 * PG;
+	assert_int_equal(ptk_map_object(as, &v, 8 * PG, RW, PTK_MAP_SHARED | FIXED,
+					obj, 20 * PG), 0);
+	v = X + 16 * PG;
+	assert_int_equal(ptk_map_object(as, &v, 8 * PG, RW, PTK_MAP_PRIVATE | FIXED,
+					obj, 20 * PG), 0);
+	assert_int_equal(ptk_protect(as, X, 24 * PG, RW), 0);
+	assert_int_equal(nregions(as), 3);
+	assert_int_equal(obj_mappings(obj), 3);
+	/* A private mapping merges with its own pieces (one family). */
+	protect_toggle(as, X + 16 * PG, RW, PTK_REGION_OBJECT);
+	assert_int_equal(obj_mappings(obj), 3);
+	/* A shared neighbour that continues the offsets merges. */
+	assert_int_equal(ptk_unmap(as, X + 8 * PG, 8 * PG), 0);
+	v = X + 8 * PG;
+	assert_int_equal(ptk_map_object(as, &v, 8 * PG, RW, PTK_MAP_SHARED | FIXED,
+					obj, 12 * PG), 0);
+	assert_int_equal(ptk_protect(as, X + 6 * PG, 4 * PG, RW), 0);
+	assert_int_equal(nregions(as), 2);
+	assert_int_equal(obj_mappings(obj), 2);
+	check_region(as, X, X, X + 16 * PG, RW, PTK_REGION_OBJECT);
+	ptk_as_destroy(as);
+	ptk_object_release(obj);
+	test_teardown(ctx, NULL);
+}
+
+/* After a clone, parent and child regions share a family: each merges its
+ * own pieces, and the family still finds every mapping of a page. */
+static void protect_merge_after_clone(void **state)
+{
+	(void)state;
+	struct ptk_ctx *ctx = test_ctx(0);
+	struct ptk_as *as = new_as(ctx, 0);
+	uint64_t X = GiB;
+	map_fixed(as, X, 8 * PG, RW, 0);
+	write_pattern(as, X + 5 * PG);
+	uint64_t p5 = pfn_of(as, X + 5 * PG);
+	assert_int_equal(ptk_protect(as, X + 3 * PG, PG, RO), 0);   /* split before */
+	struct ptk_as *child;
+	assert_int_equal(ptk_as_clone(as, &child), 0);
+	assert_int_equal(nregions(child), 3);
+	assert_int_equal(ptk_rmap_count(ctx, p5), 2);
+	/* Parent: back to one region; both mappings still found. */
+	assert_int_equal(ptk_protect(as, X + 3 * PG, PG, RW), 0);
+	assert_int_equal(nregions(as), 1);
+	assert_int_equal(ptk_rmap_count(ctx, p5), 2);
+	/* Child: its pieces (links made by the clone) merge too. */
+	assert_int_equal(ptk_protect(child, X, 8 * PG, RW), 0);
+	assert_int_equal(nregions(child), 1);
+	protect_toggle(child, X, RW, PTK_REGION_ANON);
+	protect_toggle(as, X, RW, PTK_REGION_ANON);
+	assert_int_equal(ptk_rmap_count(ctx, p5), 2);
+	/* A write in the child copies: one mapping each. */
+	assert_int_equal(ptk_fault(child, X + 5 * PG, PTK_ACCESS_WRITE), 0);
+	uint64_t c5 = pfn_of(child, X + 5 * PG);
+	assert_true(c5 != p5);
+	assert_int_equal(ptk_rmap_count(ctx, p5), 1);
+	assert_int_equal(ptk_rmap_count(ctx, c5), 1);
+	/* New pages after the merge, in both. */
+	write_pattern(as, X + 7 * PG);
+	write_pattern(child, X + 1 * PG);
+	assert_int_equal(ptk_rmap_count(ctx, pfn_of(as, X + 7 * PG)), 1);
+	assert_int_equal(ptk_rmap_count(ctx, pfn_of(child, X + PG)), 1);
+	/* Reverse-map unmap finds the parent's page through the merged link. */
+	assert_int_equal(ptk_rmap_unmap_frame(ctx, p5), 1);
+	assert_false(mapped(as, X + 5 * PG));
+	check_pattern(child, X + 1 * PG);
+	ptk_as_destroy(child);
+	check_rss_matches_pool(ctx, as);
 	test_teardown(ctx, as);
 }
 
@@ -1972,6 +2208,10 @@ int main(void)
 		cmocka_unit_test(unmap_nothing),
 		cmocka_unit_test(protect_ro_rw),
 		cmocka_unit_test(protect_splits_and_holes),
+		cmocka_unit_test(protect_merge_anon),
+		cmocka_unit_test(protect_merge_special),
+		cmocka_unit_test(protect_merge_object),
+		cmocka_unit_test(protect_merge_after_clone),
 		cmocka_unit_test(drop_zeroes),
 		cmocka_unit_test(drop_special_and_holes),
 		cmocka_unit_test(fault_errors),
