@@ -309,35 +309,6 @@ designs = {'default': design(), 'lazy-ksync': design(1), 'legacy-ksync': design(
 for name, d in designs.items():
     seeds['kernel-' + name] = kernel_ops + [d]
     seeds['tlb-' + name] = tlb_ops + [d]
-# Protect and back merges regions: separately mapped anonymous neighbours
-# stay two (two families), a region's own pieces merge, in a clone too;
-# adjacent special mappings with continuing frames merge; a 2 MiB block cut
-# by a protect collapses again once changed back.
-seeds['protect-merge'] = [
-    op(MAP_ANON, 0, 100, pages(8), R | W, FIXED),
-    op(MAP_ANON, 0, 108, pages(8), R | W, FIXED),
-    op(WRITE, 0, 104, pages(8)),
-    op(PROTECT, 0, 104, pages(8), R),
-    op(PROTECT, 0, 100, pages(16), R | W),
-    op(CLONE, 0),
-    op(PROTECT, 1, 102, pages(2), R),
-    op(PROTECT, 1, 100, pages(8), R | W),
-    op(WRITE, 1, 100, pages(16)),
-    op(MAP_SPECIAL, 2, 200, pages(8), R | W, FIXED, misc=0),
-    op(MAP_SPECIAL, 2, 208, pages(8), R | W, FIXED, misc=8),
-    op(MAP_SPECIAL, 2, 216, pages(8), R | W, FIXED, misc=20),
-    op(PROTECT, 2, 204, pages(16), R),
-    op(PROTECT, 2, 200, pages(16), R | W),
-    op(PROTECT, 2, 216, pages(8), R | W),
-    op(MAP_ANON, 2, 1024, huge(1), R | W, FIXED | HUGE, True),
-    op(POPULATE, 2, 1024, huge(1), flags=1, aligned=True),
-    op(SPLIT, 2, 1024, aligned=True),
-    op(PROTECT, 2, 1030, pages(4), R),
-    op(COLLAPSE, 2, 1024, aligned=True),
-    op(PROTECT, 2, 1030, pages(4), R | W),
-    op(COLLAPSE, 2, 1024, aligned=True),
-    op(TRANSLATE, 2, 1030),
-]
 seeds['clone'] = clone_ops
 seeds['object-shared'] = object_shared_ops
 seeds['object-private'] = object_private_ops
