@@ -16,8 +16,8 @@
  *     they copied on write.
  * Every data frame that can be reverse-mapped records its rmap ("owner")
  * and its page index (struct ptk_frame).  A region's links are made at map
- * and clone time, split and merged with the region, and unlinked only
- * after the region's range has been zapped, so a reverse-map walk reaches every
+ * and clone time, split with the region, and unlinked only after the
+ * region's range has been zapped, so a reverse-map walk reaches every
  * mapped page until the page is gone.  An rmap is reference counted (one
  * per link, plus its owner's), and a frame's owner pointer is followed
  * with a try-get (the page_get_anon_vma() pattern), which is safe because
@@ -30,7 +30,7 @@
  * -------
  *   rmap lock     PTK_RMAP_SLEEPING (default): a reader/writer lock that
  *                 sleeps (rwsem).  Readers: walks (truncate, unmap of a
- *                 frame).  Writers: link, unlink, split and merge of a region.
+ *                 frame).  Writers: link, unlink, split of a region.
  *                 PTK_RMAP_SPIN, the old design for comparison: a
  *                 spinlock, readers exclusive too (the kernel's i_mmap_lock
  *                 and anon_vma->lock before 2.6.27-2.6.39).  A holder
@@ -43,8 +43,8 @@
  *                 once, in one global order (by address), so two callers
  *                 cannot deadlock; with sleeping locks the holder may be
  *                 preempted at any point (mm_take_all_locks()).
- *   who takes what, in the order above: map, clone, region split and
- *                 merge (protect): region lock -> rmap lock (write); unlink after a zap: rmap
+ *   who takes what, in the order above: map, clone, region split: region
+ *                 lock -> rmap lock (write); unlink after a zap: rmap
  *                 lock alone; frame unmap/count: rmap lock (read) -> table
  *                 locks, never a region lock; clone: region lock -> rmap
  *                 locks (links, one at a time), released, then child
