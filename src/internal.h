@@ -361,15 +361,6 @@ struct ptk_mapping *ptk_mapping_alloc(void);
 /* Split @m at @va: @m keeps the part below, @hi (from ptk_mapping_alloc)
  * becomes the rest, in the same tree, with its own reference. */
 void ptk_rmap_split(struct ptk_mapping *m, uint64_t va, struct ptk_mapping *hi);
-/* Whether links @lo and @hi of two adjacent regions (@lo below) may become
- * one: both NULL, or the same reverse map and address space with
- * contiguous index and address ranges.  Region lock held for writing. */
-bool ptk_rmap_mergeable(const struct ptk_mapping *lo, const struct ptk_mapping *hi);
-/* The inverse of ptk_rmap_split(): @lo (mergeable with @hi, not NULL)
- * extends over @hi's range, @hi leaves the tree and drops its reference;
- * the caller reuses or frees @hi's node.  Takes the rmap lock for
- * writing; never fails.  Neither link may be on a detached chain. */
-void ptk_rmap_merge(struct ptk_mapping *lo, struct ptk_mapping *hi);
 /* Call @fn for every mapping overlapping indexes [first, last] until it
  * returns non-zero (returned).  Caller holds @rm's lock (read or write). */
 int ptk_rmap_walk(struct ptk_rmap *rm, uint64_t first, uint64_t last,
@@ -468,13 +459,6 @@ int ptk_region_split_at(struct ptk_region_set *rs, uint64_t va);
  * walk (truncate, unmap of a frame) reaches the pages until they are gone. */
 void ptk_region_remove(struct ptk_region_set *rs, uint64_t start, uint64_t end,
 		       struct ptk_mapping **detached);
-/* Merge each pair of adjacent regions that differ in nothing but their
- * ranges (kind, protection, flags, contiguous special frames or object
- * offsets, and reverse-map links that ptk_rmap_mergeable() accepts) whose
- * shared boundary lies in [start, end]: the vma_merge() analog, after a
- * protection change.  Placeholders never merge.  Write lock; never fails
- * (no allocation).  Returns the number of merges. */
-size_t ptk_region_merge_around(struct ptk_region_set *rs, uint64_t start, uint64_t end);
 /* Insert @r, which overlaps nothing.  Write lock.  -ENOMEM. */
 int ptk_region_insert(struct ptk_region_set *rs, const struct ptk_region *r);
 /* Reserve room for @extra more regions and link nodes for @extra splits

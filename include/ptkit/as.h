@@ -174,15 +174,8 @@ int ptk_map_special(struct ptk_as *as, uint64_t *va, uint64_t len,
 int ptk_unmap(struct ptk_as *as, uint64_t va, uint64_t len);
 
 /* Change the protection of [va, va+len), which must be fully mapped
- * (-ENOMEM otherwise, nothing changed).  Regions are split at the range's
- * edges; present entries are rewritten (write permission removed or
- * granted) and TLBs invalidated.  Then, as Linux's vma_merge(), adjacent
- * regions whose shared boundary lies in [va, va+len] merge when they differ
- * in nothing but their ranges: same kind, protection and flags, contiguous
- * frame numbers (special) or object offsets (the same object), and the
- * same reverse maps (one anonymous family: separately mapped anonymous
- * regions never merge).  A protection change and its reverse leave the
- * regions as they were. */
+ * (-ENOMEM otherwise, nothing changed).  Present entries are rewritten
+ * (write permission removed or granted) and TLBs invalidated. */
 int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot);
 
 /* Drop the pages of [va, va+len) (MADV_DONTNEED): regions stay, anonymous
@@ -210,8 +203,8 @@ int ptk_split(struct ptk_as *as, uint64_t va);
  * table is detached and freed after a grace period; walkers that still
  * hold it read valid, stale leaves.  0; -EBUSY (not collapsible), -ENOENT
  * (no table there), -EEXIST (already a huge leaf), -EINVAL (not aligned,
- * or not inside one region, e.g. a block whose protection differs in part;
- * changed back, ptk_protect() merges the regions again).  Takes the
+ * or not inside one region: regions are never merged, so a block whose
+ * protection was changed in part, even back again, spans two).  Takes the
  * region lock for writing. */
 int ptk_collapse(struct ptk_as *as, uint64_t va);
 

@@ -488,11 +488,6 @@ int ptk_protect(struct ptk_as *as, uint64_t va, uint64_t len, unsigned prot)
 	}
 	ptk_gather_finish(&g);
 	ptk_notify_end(as, va, end);
-	/* The vma_merge() analog: regions at or inside the range's edges that
-	 * now differ in nothing but their ranges become one again (a protect
-	 * and its reverse leave the set as it was; a 2 MiB block stays
-	 * collapsible).  Never fails. */
-	ptk_region_merge_around(&as->regions, va, end);
 out:
 	ptk_as_write_unlock(as);
 	return rc;

@@ -351,32 +351,6 @@ void ptk_rmap_split(struct ptk_mapping *m, uint64_t va, struct ptk_mapping *hi)
 	ptk_rmap_unlock(&rm->lock);
 }
 
-bool ptk_rmap_mergeable(const struct ptk_mapping *lo, const struct ptk_mapping *hi)
-{
-	if (!lo || !hi)
-		return lo == hi;
-	return lo->rmap == hi->rmap && lo->as == hi->as && lo->last + 1 == hi->first &&
-	       hi->va - lo->va == (hi->first - lo->first) << PTK_PAGE_SHIFT;
-}
-
-void ptk_rmap_merge(struct ptk_mapping *lo, struct ptk_mapping *hi)
-{
-	PTK_BUG_ON(!ptk_rmap_mergeable(lo, hi) || !lo, "merging incompatible mappings");
-	struct ptk_rmap *rm = lo->rmap;
-	ptk_rmap_write_lock(&rm->lock);
-	/* lo keeps its key (first, address): re-inserting it with the longer
-	 * range recomputes max_last on its path. */
-	rm->tree = tree_delete(rm->tree, hi);
-	rm->tree = tree_delete(rm->tree, lo);
-	lo->last = hi->last;
-	rm->tree = tree_insert(rm->tree, lo);
-	rm->nr--;
-	ptk_rmap_unlock(&rm->lock);
-	/* hi's reference: lo still holds one, so this is never the last. */
-	ptk_rmap_put(rm);
-	memset(hi, 0, sizeof(*hi));
-}
-
 /* ---- frames ------------------------------------------------------------- */
 
 void ptk_frame_set_owner(struct ptk_frame *f, struct ptk_rmap *rm, uint64_t index)

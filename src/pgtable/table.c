@@ -238,10 +238,10 @@ int ptk_collapse(struct ptk_as *as, uint64_t va)
 	 * its boundary split and its zap must not meet a new huge leaf). */
 	ptk_as_write_lock(as);
 	/* Inside one region: no leaf straddles a region boundary (clone,
-	 * zap and protect work region by region and rely on it).  A block
-	 * whose protection was changed in part and changed back is one
-	 * region again (ptk_protect merges); khugepaged, too, collapses
-	 * within one VMA. */
+	 * zap and protect work region by region and rely on it).  Regions
+	 * are not merged, so a block whose protection was changed in part
+	 * and changed back stays two regions and is not collapsible;
+	 * khugepaged, too, collapses within one VMA. */
 	struct ptk_region *r = ptk_region_find(&as->regions, va);
 	int rc = 0;
 	if (!r || r->kind == PTK_REGION_ZAPPING || r->end - va < PTK_HUGE_2M) {

@@ -847,9 +847,8 @@ static void run_op(struct fz *f, const uint8_t *b)
 		unsigned present = 0;
 		for (uint64_t o = 0; o < PTK_HUGE_2M && va + o >= va; o += PTK_PAGE_SIZE)
 			present += oracle_present(f->as[i], va + o);
-		/* One region over the whole block (a leaf never straddles a
-		 * region boundary; regions split by a protect are one again
-		 * once a protect made them alike: the model merges as ptkit). */
+		/* One region over the whole block (regions are never merged,
+		 * and a leaf never straddles a region boundary). */
 		bool one_region = (va & (PTK_HUGE_2M - 1)) == 0 && va < ptk_as_user_end(f->as[i]);
 		if (one_region) {
 			long r0 = model_region_index(&f->m[i], va);

@@ -98,36 +98,6 @@ static void split_at(struct model *m, uint64_t va)
 	hi->start = va;
 }
 
-/* Whether @lo and @hi (@lo right below) differ in nothing but their
- * ranges (the rule of model.h, ptkit's merge rule). */
-static bool mergeable(const struct model_region *lo, const struct model_region *hi)
-{
-	uint64_t pages = (lo->end - lo->start) / PAGE;
-	if (lo->end != hi->start || lo->kind != hi->kind || lo->prot != hi->prot ||
-	    lo->flags != hi->flags || lo->family != hi->family)
-		return false;
-	if (lo->kind == PTK_REGION_SPECIAL)
-		return hi->pfn == lo->pfn + pages;
-	if (lo->kind == PTK_REGION_OBJECT)
-		return hi->obj == lo->obj && hi->pgoff == lo->pgoff + pages;
-	return lo->kind == PTK_REGION_ANON;
-}
-
-/* Merge every mergeable pair whose boundary lies in [start, end]. */
-static void merge_around(struct model *m, uint64_t start, uint64_t end)
-{
-	for (size_t i = 0; i + 1 < m->nr;) {
-		struct model_region *lo = &m->r[i];
-		if (lo->end >= start && lo->end <= end && mergeable(lo, &m->r[i + 1])) {
-			lo->end = m->r[i + 1].end;
-			memmove(&m->r[i + 1], &m->r[i + 2], (m->nr - i - 2) * sizeof(*m->r));
-			m->nr--;
-		} else {
-			i++;
-		}
-	}
-}
-
 static void insert_region(struct model *m, const struct model_region *r)
 {
 	size_t i = r_lower(m, r->start);
@@ -284,15 +254,10 @@ static int map_common(struct model *m, uint64_t *va, uint64_t len, unsigned prot
 		if (rc)
 			return rc;
 	}
-	/* A new anonymous family for an anonymous or private object mapping
-	 * (ids are never reused: a family lives as long as a region of it). */
-	static uint64_t last_family;
-	bool fam = kind == PTK_REGION_ANON || (flags & PTK_MAP_PRIVATE);
 	struct model_region r = { .start = at, .end = at + len, .prot = prot,
 				  .flags = flags & (PTK_MAP_HUGE | PTK_MAP_SHARED | PTK_MAP_PRIVATE),
 				  .kind = kind, .pfn = kind == PTK_REGION_SPECIAL ? pfn : 0,
-				  .obj = obj, .pgoff = offset / PAGE,
-				  .family = fam ? ++last_family : 0 };
+				  .obj = obj, .pgoff = offset / PAGE };
 	insert_region(m, &r);
 	*va = at;
 	uint64_t plen = len;
@@ -358,7 +323,6 @@ int model_protect(struct model *m, uint64_t va, uint64_t len, unsigned prot)
 		else if (ri >= 0 && !private_object(&m->r[ri]))
 			m->p[k].wp = false;
 	}
-	merge_around(m, va, end);
 	return 0;
 }
 

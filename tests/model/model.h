@@ -5,18 +5,8 @@
  * State
  * -----
  *   regions  a sorted array of non-overlapping ranges {start, end, prot,
- *            flags (PTK_MAP_HUGE only), kind, pfn (special: frame of start),
- *            family}, split and cut exactly as ptkit splits and cuts them,
- *            and merged as a protection change merges them: two adjacent
- *            regions with a boundary in [va, va+len] of the change become
- *            one when kind, prot, flags and family are equal, special
- *            frames continue (pfn) and object mappings are of the same
- *            object with continuing offsets (pgoff).  The family stands
- *            for ptkit's anonymous family (reverse map): a new one for
- *            each anonymous or private object mapping, 0 for shared
- *            object and special mappings, kept by the pieces of a split
- *            and by a clone's copies - so separately mapped anonymous
- *            neighbours never merge, as in ptkit;
+ *            flags (PTK_MAP_HUGE only), kind, pfn (special: frame of start)},
+ *            split and cut exactly as ptkit splits and cuts them (no merging);
  *   pages    a sorted array of the anonymous pages that hold a frame:
  *            page number -> contents tag (0: the page reads as zero), and
  *            cow: shared copy-on-write since a clone (model_clone), until
@@ -92,7 +82,6 @@ struct model_region {
 	uint64_t pfn;
 	struct model_object *obj;    /* PTK_REGION_OBJECT */
 	uint64_t pgoff;              /* page offset in obj of start */
-	uint64_t family;             /* anonymous family (see above), 0: none */
 };
 
 struct model_page {

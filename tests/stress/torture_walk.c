@@ -253,7 +253,7 @@ static void writer_op(unsigned id, uint64_t *s, unsigned slot, enum slot_kind *k
 		n_splits += rc == 0;
 		break;
 	case 3: case 4: { /* collapse: -EINVAL iff the block spans regions
-			   * (a protect below cut them and they still differ) */
+			   * (a protect below cut them; they are not merged) */
 		struct ptk_region_info ri;
 		bool one = ptk_region_query(as, half, &ri) == 0 &&
 			   ri.end - half >= (2u << 20);
