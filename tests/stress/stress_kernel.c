@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "ptkit/ptkit.h"
+#include "stress_common.h"
 
 #define NRANGES  48
 #define NTOP     200                     /* top-level slots ranges use */
@@ -333,20 +334,12 @@ static int run(enum ptk_kernel_sync d, double secs)
 				FAIL("final kunmap failed\n");
 		}
 	}
-	ptk_ctx_quiesce(ctx);
+	uint64_t in_use, nfree, capacity;
+	if (!stress_pool_back(ctx, &in_use, &nfree, &capacity))
+		FAIL("%s: %" PRIu64 " frames in use beyond the kernel tables, %" PRIu64 "/%"
+		     PRIu64 " free\n", names[d], in_use, nfree, capacity);
 	struct ptk_kernel_stats ke;
 	ptk_kernel_stats(ctx, &ke);
-	struct ptk_pool_stats ps;
-	ptk_pool_stats(ctx, &ps);
-	for (unsigned t = 0; t < PTK_FRAME_NR_TYPES; t++)
-		if (t != PTK_FRAME_TABLE && ps.in_use[t])
-			FAIL("%s: %" PRIu64 " frames of type %u still in use\n", names[d],
-			     ps.in_use[t], t);
-	if (ps.in_use[PTK_FRAME_TABLE] != ke.table_pages || ke.rss_frames ||
-	    ps.free + ke.table_pages != ps.capacity)
-		FAIL("%s: tables in use %" PRIu64 ", kernel tables %" PRIu64 ", free %" PRIu64
-		     "/%" PRIu64 "\n", names[d], ps.in_use[PTK_FRAME_TABLE], ke.table_pages,
-		     ps.free, ps.capacity);
 	if (ke.top_entries != ks.top_entries || ke.top_entries != ks.generation)
 		FAIL("%s: top-level entries %" PRIu64 " -> %" PRIu64 ", generation %" PRIu64 "\n",
 		     names[d], ks.top_entries, ke.top_entries, ks.generation);
