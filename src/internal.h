@@ -276,7 +276,7 @@ struct ptk_as {
 	struct ptk_notifier *_Atomic notifiers;            /* RCU list */
 	_Atomic unsigned nr_page_notifiers;                /* with invalidate_pages */
 	struct ptk_lock tlb_lock;     /* deferred list, notifier list updates */
-	struct ptk_gather_batch *deferred;  /* lazy: pages waiting, newest first */
+	struct ptk_gather_batch *deferred;  /* lazy: pages waiting (any order of gen) */
 	uint64_t deferred_pages;            /* tlb_lock */
 };
 

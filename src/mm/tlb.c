@@ -408,19 +408,24 @@ static void reap_locked(struct ptk_as *as, bool all)
 			}
 		}
 	}
+	/* Every batch whose generation was passed.  The list is not sorted:
+	 * a flush takes its generation before it takes tlb_lock to defer,
+	 * so two flushes of one space may push theirs in either order (an
+	 * earlier version stopped at the first passed batch and freed the
+	 * rest, a younger one among them).  At most PTK_TLB_LAZY_MAX_PAGES
+	 * pages wait, so the walk is short. */
 	struct ptk_gather_batch **pp = &as->deferred;
-	/* Newest first: everything after the first passed batch passed too. */
-	while (*pp && (*pp)->gen > passed)
-		pp = &(*pp)->next;
-	struct ptk_gather_batch *b = *pp;
-	*pp = NULL;
-	while (b) {
-		struct ptk_gather_batch *next = b->next;
+	while (*pp) {
+		struct ptk_gather_batch *b = *pp;
+		if (b->gen > passed) {
+			pp = &b->next;
+			continue;
+		}
+		*pp = b->next;
 		for (unsigned i = 0; i < b->nr; i++)
 			ptk_frame_put(ctx, b->slot[i]);
 		as->deferred_pages -= b->nr;
 		ptk_gather_batch_free(ctx, b);
-		b = next;
 	}
 }
 
